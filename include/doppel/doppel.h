@@ -1,0 +1,10 @@
+/* doppel: reverse image search in C. This header is the whole public API:
+ * if it is not reachable from here, it is not published. */
+#ifndef DOPPEL_H
+#define DOPPEL_H
+
+#include "doppel/common.h"
+#include "doppel/image.h"
+#include "doppel/model.h"
+
+#endif

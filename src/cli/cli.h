@@ -1,0 +1,47 @@
+/* Shared pieces of the doppel command: the subcommand table, error exits and
+ * the progress bar. Subcommands call only the public API. */
+#ifndef DP_CLI_H
+#define DP_CLI_H
+
+#include <doppel/doppel.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct dp_cli_cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} dp_cli_cmd;
+
+/* Exit codes shared by all subcommands. */
+enum {
+    DP_EXIT_OK = 0,
+    DP_EXIT_ERROR = 1,   /* the command failed */
+    DP_EXIT_USAGE = 2,   /* bad command line */
+    DP_EXIT_PARTIAL = 3, /* finished, but some inputs were skipped */
+};
+
+/* Print "doppel <cmd>: <msg>: <dp_last_error()>" to stderr; returns DP_EXIT_ERROR. */
+int dp_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a usage error and hint at --help; returns DP_EXIT_USAGE. */
+int dp_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A one-line progress bar on stderr, drawn only when stderr is a TTY and
+ * quiet is false: "[#####     ] 512/1000  43.1 img/s  0:12 ETA 0:11". */
+typedef struct dp_progress {
+    const char *label;
+    uint64_t total;
+    double start, last_draw;
+    bool enabled;
+} dp_progress;
+void dp_progress_begin(dp_progress *p, const char *label, uint64_t total, bool quiet);
+void dp_progress_update(dp_progress *p, uint64_t done);
+void dp_progress_end(dp_progress *p, uint64_t done);
+
+/* Command entry points. */
+int dp_cmd_model(int argc, char **argv);
+int dp_cmd_embed(int argc, char **argv);
+
+#endif

@@ -1,0 +1,136 @@
+/* doppel: git-style front end. Each subcommand lives in cmd_<name>.c and is
+ * declared once in the table below, which also drives `doppel help`. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const dp_cli_cmd commands[] = {
+    {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
+    {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: doppel <command> [options]\n\n"
+               "doppel finds the images in a collection that look like a given one.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'doppel <command> --help' for a command's options.\n"
+               "doppel %s\n",
+            dp_version());
+}
+
+int dp_cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "doppel %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    const char *e = dp_last_error();
+    if (e && *e) fprintf(stderr, ": %s", e);
+    fputc('\n', stderr);
+    return DP_EXIT_ERROR;
+}
+
+int dp_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "doppel %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'doppel %s --help'.\n", cmd);
+    return DP_EXIT_USAGE;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (s < 0 || s > 359999) s = 0;
+    int t = (int)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%d:%02d", t / 60, t % 60);
+}
+
+void dp_progress_begin(dp_progress *p, const char *label, uint64_t total, bool quiet)
+{
+    p->label = label;
+    p->total = total;
+    p->start = now_s();
+    p->last_draw = 0;
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+}
+
+static void draw(dp_progress *p, uint64_t done, bool final)
+{
+    double t = now_s();
+    if (!final && t - p->last_draw < 0.1) return;
+    p->last_draw = t;
+    double el = t - p->start;
+    double rate = el > 0 ? (double)done / el : 0;
+    char bar[31], e[16], eta[16];
+    int fill = p->total ? (int)(30.0 * (double)done / (double)p->total) : 0;
+    if (fill > 30) fill = 30;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : ' ';
+    bar[30] = '\0';
+    fmt_time(e, sizeof e, el);
+    fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : 0);
+    fprintf(stderr, "\r%s [%s] %llu/%llu  %.1f/s  %s ETA %s\033[K", p->label, bar,
+            (unsigned long long)done, (unsigned long long)p->total, rate, e, eta);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void dp_progress_update(dp_progress *p, uint64_t done)
+{
+    if (p->enabled) draw(p, done, false);
+}
+
+void dp_progress_end(dp_progress *p, uint64_t done)
+{
+    if (p->enabled) draw(p, done, true);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return DP_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        if (argc > 2) {
+            for (size_t i = 0; i < N_COMMANDS; i++)
+                if (!strcmp(commands[i].name, argv[2])) {
+                    char *hargv[] = {argv[2], "--help", NULL};
+                    return commands[i].run(2, hargv);
+                }
+        }
+        usage(stdout);
+        return DP_EXIT_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+        printf("doppel %s\n", dp_version());
+        return DP_EXIT_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "doppel: '%s' is not a command.\n\n", name);
+    usage(stderr);
+    return DP_EXIT_USAGE;
+}
