@@ -4,7 +4,9 @@
 #define DOPPEL_H
 
 #include "doppel/common.h"
+#include "doppel/embed.h"
 #include "doppel/image.h"
+#include "doppel/io.h"
 #include "doppel/model.h"
 
 #endif

@@ -11,8 +11,12 @@
  *
  * Bad input never crashes: a corrupt, truncated, empty or non-image file, or
  * one whose header declares more than max_pixels pixels (decompression bombs
- * are refused before any pixel is decoded), returns an error naming the file.
- * All functions are thread-safe. */
+ * are refused before any pixel is decoded), returns an error naming the file
+ * and libvips' reason. Only the first page/frame of multi-page files is read.
+ * All functions are thread-safe. libvips' operation cache is turned off and
+ * its warnings are not printed (the library never prints); libvips' error
+ * text is global, so when two threads fail at the same instant the quoted
+ * reason may mix both (the file name in the message is always right). */
 #ifndef DOPPEL_IMAGE_H
 #define DOPPEL_IMAGE_H
 
@@ -32,7 +36,7 @@ typedef struct dp_preprocess {
     int resize;        /* dp_resize_mode */
     int bgr;           /* 1: channel order B,G,R instead of R,G,B */
     float scale;       /* x' = (x * scale - mean[c]) / std[c], x in 0..255 */
-    float mean[3];
+    float mean[3];     /* indexed by output channel: B,G,R order when bgr */
     float std[3];
     uint64_t max_pixels; /* refuse images whose header declares more; 0 = 100 MP */
 } dp_preprocess;
@@ -46,8 +50,8 @@ typedef struct dp_image_info {
     char format[16];   /* loader name: "jpeg", "png", "webp", ... */
 } dp_image_info;
 
-/* Call once before threads start (idempotent, thread-safe after). Loading
- * calls it too. */
+/* Start libvips (once per process; thread-safe, idempotent). Loading calls
+ * it too. */
 DP_API int dp_image_init(void);
 
 /* Decode `path` and write 3 x height x width floats (CHW) to out.
@@ -65,6 +69,16 @@ DP_API int dp_image_load_tensor_memory(const void *data, size_t size, const char
  * classic featurisers. */
 DP_API int dp_image_load_rgb(const char *path, int max_side, uint64_t max_pixels,
                              unsigned char **rgb, int *width, int *height, dp_image_info *info);
+/* Same from bytes in memory; name is used in messages only. */
+DP_API int dp_image_load_rgb_memory(const void *data, size_t size, const char *name, int max_side,
+                                    uint64_t max_pixels, unsigned char **rgb, int *width,
+                                    int *height, dp_image_info *info);
+
+/* A JPEG thumbnail (sRGB, EXIF applied, alpha on white) fitted inside
+ * max_side x max_side, for the web UI. *jpeg is malloc'd; the caller frees
+ * it. quality 1..100, 0 = 80. */
+DP_API int dp_image_thumbnail_jpeg(const char *path, int max_side, int quality,
+                                   uint64_t max_pixels, void **jpeg, size_t *size);
 
 #ifdef __cplusplus
 }

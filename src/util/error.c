@@ -40,7 +40,15 @@ int dp_prefix_error(int status, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, dp_err_buf, sizeof old);
-    snprintf(dp_err_buf, sizeof dp_err_buf, "%s: %s", prefix, old);
+    /* Truncation is fine here: the prefix and the start of the message matter most. */
+    size_t n = strlen(prefix);
+    if (n > sizeof dp_err_buf - 3) n = sizeof dp_err_buf - 3;
+    memcpy(dp_err_buf, prefix, n);
+    memcpy(dp_err_buf + n, ": ", 2);
+    size_t rest = sizeof dp_err_buf - n - 3;
+    size_t m = strnlen(old, rest);
+    memcpy(dp_err_buf + n + 2, old, m);
+    dp_err_buf[n + 2 + m] = '\0';
     return status;
 }
 

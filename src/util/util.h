@@ -5,6 +5,7 @@
 #define DP_UTIL_H
 
 #include "doppel/common.h"
+#include "doppel/io.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,8 +53,6 @@ void dp_sha256_hex(const void *data, size_t size, char out[65]);
 /* SHA-256 of a file's contents. */
 int dp_sha256_file(const char *path, char out[65]);
 
-/* Write a float32 C-order array as a .npy (v1.0) file, atomically. */
-int dp_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims);
 
 /* CPU features, detected once. */
 typedef struct dp_cpu {
