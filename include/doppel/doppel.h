@@ -6,7 +6,9 @@
 #include "doppel/common.h"
 #include "doppel/embed.h"
 #include "doppel/image.h"
+#include "doppel/ingest.h"
 #include "doppel/io.h"
 #include "doppel/model.h"
+#include "doppel/viz.h"
 
 #endif
