@@ -77,8 +77,8 @@ DP_API int dp_image_load_rgb_memory(const void *data, size_t size, const char *n
 /* A JPEG thumbnail (sRGB, EXIF applied, alpha on white) fitted inside
  * max_side x max_side, for the web UI. *jpeg is malloc'd; the caller frees
  * it. quality 1..100, 0 = 80. */
-DP_API int dp_image_thumbnail_jpeg(const char *path, int max_side, int quality,
-                                   uint64_t max_pixels, void **jpeg, size_t *size);
+DP_API int dp_image_thumbnail_jpeg(const char *path, int max_side, int quality, uint64_t max_pixels,
+                                   void **jpeg, size_t *size);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,501 @@
+/* Image decoding on libvips: header check, shrink-on-load thumbnail, colour
+ * normalisation to 8-bit sRGB, then the model tensor or an RGB buffer.
+ *
+ * Every load opens the input twice through one VipsSource: first for the
+ * header only (cheap, no pixels), which is where decompression bombs are
+ * refused, then through vips_thumbnail_source(), which picks the loader's
+ * shrink-on-load factor (JPEG 1/2..1/8 in the DCT, WebP, TIFF pyramids) and
+ * streams the rest sequentially, so memory stays near the output size. We
+ * use VipsSource rather than vips_thumbnail(filename) because libvips
+ * parses "[options]" at the end of a file name. */
+#include "util/util.h"
+
+#include "doppel/image.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <vips/vips.h>
+
+#define DP_DEFAULT_MAX_PIXELS 100000000ULL
+#define DP_MAX_TENSOR_SIDE 16384
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_failed;
+static char init_reason[256];
+
+/* libvips reports recoverable decoder trouble (extraneous bytes, unknown
+ * markers) through g_warning; the library must not print, and real errors
+ * come back through vips_error and fail_on=error anyway. */
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer user)
+{
+    (void)domain;
+    (void)level;
+    (void)msg;
+    (void)user;
+}
+
+static void do_init(void)
+{
+    if (vips_init("doppel") != 0) {
+        char *m = vips_error_buffer_copy();
+        snprintf(init_reason, sizeof init_reason, "%s", m ? m : "");
+        g_free(m);
+        init_failed = 1;
+        return;
+    }
+    /* The operation cache keeps recent images and files open; a long
+     * indexing run never revisits an image, so it would only grow. */
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+                      drop_log, NULL);
+}
+
+int dp_image_init(void)
+{
+    pthread_once(&init_once, do_init);
+    if (init_failed)
+        return dp_set_error(DP_ERR_BACKEND, "dp_image_init: libvips failed to start: %s",
+                            init_reason);
+    return 0;
+}
+
+dp_preprocess dp_preprocess_default(void)
+{
+    dp_preprocess p;
+    memset(&p, 0, sizeof p);
+    p.width = 224;
+    p.height = 224;
+    p.resize = DP_RESIZE_SQUASH;
+    p.bgr = 0;
+    p.scale = 1.0f / 255.0f;
+    for (int c = 0; c < 3; c++) {
+        p.mean[c] = 0.0f;
+        p.std[c] = 1.0f;
+    }
+    p.max_pixels = 0;
+    return p;
+}
+
+/* Where the bytes come from; name is what messages call it. */
+typedef struct src_desc {
+    const char *path; /* NULL for memory */
+    const void *data;
+    size_t size;
+    const char *name;
+} src_desc;
+
+/* Take libvips' error text and clear it (one locked step inside libvips).
+ * The buffer is process-wide: we never clear it on success, since that
+ * could wipe another thread's reason between its failure and its copy, and
+ * keep only the last lines, which belong to the most recent failure. */
+#define DP_REASON_LINES 3
+static void vips_reason(char *buf, size_t n)
+{
+    char *m = vips_error_buffer_copy();
+    char *lines[DP_REASON_LINES] = {0};
+    int count = 0;
+    buf[0] = '\0';
+    if (m) {
+        char *save = NULL;
+        for (char *line = strtok_r(m, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            size_t len = strlen(line);
+            while (len && (line[len - 1] == ' ' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            if (!len) continue;
+            if (count == DP_REASON_LINES) {
+                memmove(lines, lines + 1, sizeof lines[0] * (DP_REASON_LINES - 1));
+                count--;
+            }
+            lines[count++] = line;
+        }
+        size_t o = 0;
+        for (int i = 0; i < count; i++) {
+            int w = snprintf(buf + o, n - o, "%s%s", o ? "; " : "", lines[i]);
+            if (w < 0 || (size_t)w >= n - o) break;
+            o += (size_t)w;
+        }
+        g_free(m);
+    }
+    if (!buf[0]) snprintf(buf, n, "libvips gave no reason");
+}
+
+static int vips_fail(const src_desc *s, const char *what)
+{
+    char reason[768];
+    vips_reason(reason, sizeof reason);
+    return dp_set_error(DP_ERR_FORMAT, "%s: %s: %s", s->name, what, reason);
+}
+
+static void fmt_mp(char *buf, size_t n, double px)
+{
+    double mp = px / 1e6;
+    if (mp >= 10.0)
+        snprintf(buf, n, "%.0f", mp);
+    else
+        snprintf(buf, n, "%.2g", mp);
+}
+
+/* Checks that cost nothing and give better messages than libvips would:
+ * missing file, directory, empty file. */
+static int check_input(const src_desc *s)
+{
+    if (s->path) {
+        struct stat st;
+        if (stat(s->path, &st) != 0)
+            return dp_set_error(DP_ERR_IO, "%s: %s", s->name, strerror(errno));
+        if (!S_ISREG(st.st_mode)) return dp_set_error(DP_ERR_IO, "%s: not a regular file", s->name);
+        if (st.st_size == 0) return dp_set_error(DP_ERR_FORMAT, "%s: empty file", s->name);
+    } else {
+        if (!s->data && s->size) return dp_set_error(DP_ERR_INVALID, "%s: NULL data", s->name);
+        if (s->size == 0) return dp_set_error(DP_ERR_FORMAT, "%s: empty buffer", s->name);
+    }
+    return 0;
+}
+
+static VipsSource *open_source(const src_desc *s)
+{
+    if (s->path) return vips_source_new_from_file(s->path);
+    return vips_source_new_from_memory(s->data, s->size);
+}
+
+/* What the header says, before any pixel is decoded. */
+typedef struct header {
+    int width, height; /* of the page we load, before orientation */
+    int bands;
+    int swap; /* EXIF orientation swaps width and height */
+    int has_icc;
+    char format[16];
+} header;
+
+static int read_header(VipsSource *src, const src_desc *s, uint64_t max_pixels, header *h)
+{
+    VipsImage *im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                               VIPS_FAIL_ON_ERROR, NULL);
+    if (!im) return vips_fail(s, "cannot read image header");
+    memset(h, 0, sizeof *h);
+    h->width = vips_image_get_width(im);
+    h->height = vips_image_get_page_height(im);
+    h->bands = vips_image_get_bands(im);
+    h->swap = vips_image_get_orientation_swap(im) ? 1 : 0;
+    h->has_icc = vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0;
+    const char *loader = NULL;
+    if (vips_image_get_typeof(im, VIPS_META_LOADER) &&
+        vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0 && loader) {
+        /* "jpegload_source" -> "jpeg" */
+        const char *end = strstr(loader, "load");
+        size_t len = end ? (size_t)(end - loader) : strlen(loader);
+        if (len >= sizeof h->format) len = sizeof h->format - 1;
+        memcpy(h->format, loader, len);
+        h->format[len] = '\0';
+    }
+    g_object_unref(im);
+
+    if (h->width <= 0 || h->height <= 0)
+        return dp_set_error(DP_ERR_FORMAT, "%s: image header declares %dx%d pixels", s->name,
+                            h->width, h->height);
+    uint64_t limit = max_pixels ? max_pixels : DP_DEFAULT_MAX_PIXELS;
+    uint64_t px = (uint64_t)h->width * (uint64_t)h->height;
+    if (px > limit) {
+        char a[32], b[32];
+        fmt_mp(a, sizeof a, (double)px);
+        fmt_mp(b, sizeof b, (double)limit);
+        return dp_set_error(DP_ERR_NOMEM, "%s: image is %dx%d (%s MP), above the limit of %s MP",
+                            s->name, h->width, h->height, a, b);
+    }
+    return 0;
+}
+
+static void fill_info(const header *h, dp_image_info *info)
+{
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    info->width = h->swap ? h->height : h->width;
+    info->height = h->swap ? h->width : h->height;
+    info->bands = h->bands;
+    memcpy(info->format, h->format, sizeof info->format);
+}
+
+/* Any thumbnail (grey, grey+alpha, 16-bit, CMYK, Lab, sRGB+alpha, float)
+ * to 3-band 8-bit sRGB with alpha composited onto white. */
+static int to_srgb8(VipsImage *in, VipsImage **out)
+{
+    VipsImage *t[5] = {0};
+    VipsImage *cur = in;
+    int rc = -1;
+
+    /* 16-bit images are tagged RGB16/GREY16 by the loaders; a ushort image
+     * that claims sRGB would otherwise be clipped instead of scaled. */
+    if (vips_image_get_format(cur) == VIPS_FORMAT_USHORT &&
+        (vips_image_get_interpretation(cur) == VIPS_INTERPRETATION_sRGB ||
+         vips_image_get_interpretation(cur) == VIPS_INTERPRETATION_B_W)) {
+        VipsInterpretation i =
+            vips_image_get_bands(cur) >= 3 ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_GREY16;
+        if (vips_copy(cur, &t[0], "interpretation", i, NULL)) goto done;
+        cur = t[0];
+    }
+    if (vips_colourspace(cur, &t[1], VIPS_INTERPRETATION_sRGB, NULL)) goto done;
+    cur = t[1];
+    if (vips_image_hasalpha(cur)) {
+        VipsArrayDouble *bg = vips_array_double_newv(3, 255.0, 255.0, 255.0);
+        int r = vips_flatten(cur, &t[2], "background", bg, "max_alpha", 255.0, NULL);
+        vips_area_unref(VIPS_AREA(bg));
+        if (r) goto done;
+        cur = t[2];
+    }
+    if (vips_image_get_bands(cur) > 3) {
+        if (vips_extract_band(cur, &t[3], 0, "n", 3, NULL)) goto done;
+        cur = t[3];
+    } else if (vips_image_get_bands(cur) < 3) {
+        VipsImage *three[3] = {cur, cur, cur};
+        if (vips_bandjoin(three, &t[4], 3, NULL)) goto done;
+        cur = t[4];
+    }
+    if (vips_cast(cur, out, VIPS_FORMAT_UCHAR, NULL)) goto done;
+    rc = 0;
+done:
+    for (int i = 0; i < 5; i++)
+        if (t[i]) g_object_unref(t[i]);
+    return rc;
+}
+
+/* Decode s into 8-bit interleaved sRGB via the thumbnailer. The caller
+ * g_free()s *pix. */
+typedef struct thumb_req {
+    int width, height;
+    VipsSize size;
+    VipsInteresting crop;
+    uint64_t max_pixels;
+} thumb_req;
+
+static int decode(const src_desc *s, const thumb_req *rq, unsigned char **pix, int *w, int *h,
+                  dp_image_info *info)
+{
+    VipsSource *src = NULL;
+    VipsImage *thumb = NULL, *rgb = NULL;
+    header hd;
+    int rc;
+
+    *pix = NULL;
+    if ((rc = dp_image_init())) return rc;
+    if ((rc = check_input(s))) return rc;
+    if (!(src = open_source(s))) {
+        rc = vips_fail(s, "cannot open");
+        goto fail;
+    }
+    if ((rc = read_header(src, s, rq->max_pixels, &hd))) goto fail;
+    fill_info(&hd, info);
+
+    int tw = rq->width, th = rq->height;
+    if (tw <= 0 || th <= 0) { /* full size: fit inside the oriented image */
+        tw = hd.swap ? hd.height : hd.width;
+        th = hd.swap ? hd.width : hd.height;
+    }
+    /* An embedded ICC profile (Adobe RGB, Display P3, a CMYK press profile)
+     * is only honoured when an output profile is named; without one the
+     * thumbnailer converts in device space, which is what we want for
+     * untagged images. */
+    /* libvips 8.14's thumbnailer does not hand its fail_on to the loader;
+     * the option string does, and without it a truncated JPEG decodes
+     * "successfully" with grey at the bottom. */
+    if (vips_thumbnail_source(src, &thumb, tw, "height", th, "size", rq->size, "crop", rq->crop,
+                              "option_string", "fail_on=error", "fail_on", VIPS_FAIL_ON_ERROR,
+                              "export_profile", hd.has_icc ? "srgb" : NULL, NULL)) {
+        rc = vips_fail(s, "cannot decode");
+        goto fail;
+    }
+    if (to_srgb8(thumb, &rgb)) {
+        rc = vips_fail(s, "cannot convert to sRGB");
+        goto fail;
+    }
+    size_t n = 0;
+    /* The pixels are computed here; truncation and corrupt data surface now. */
+    *pix = vips_image_write_to_memory(rgb, &n);
+    if (!*pix) {
+        rc = vips_fail(s, "cannot decode");
+        goto fail;
+    }
+    *w = vips_image_get_width(rgb);
+    *h = vips_image_get_height(rgb);
+    if (n != (size_t)*w * (size_t)*h * 3) {
+        rc = dp_set_error(DP_ERR_BACKEND, "%s: libvips returned %zu bytes for %dx%d RGB", s->name,
+                          n, *w, *h);
+        goto fail;
+    }
+    rc = 0;
+fail:
+    if (rc) {
+        g_free(*pix);
+        *pix = NULL;
+    }
+    if (rgb) g_object_unref(rgb);
+    if (thumb) g_object_unref(thumb);
+    if (src) g_object_unref(src);
+    return rc;
+}
+
+static int check_preprocess(const dp_preprocess *p)
+{
+    if (!p) return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: NULL preprocess");
+    if (p->width <= 0 || p->height <= 0 || p->width > DP_MAX_TENSOR_SIDE ||
+        p->height > DP_MAX_TENSOR_SIDE)
+        return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: input size %dx%d out of range",
+                            p->width, p->height);
+    if (p->resize != DP_RESIZE_SQUASH && p->resize != DP_RESIZE_CROP)
+        return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: unknown resize mode %d",
+                            p->resize);
+    if (!isfinite(p->scale))
+        return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: scale is not finite");
+    for (int c = 0; c < 3; c++)
+        if (!isfinite(p->mean[c]) || !isfinite(p->std[c]) || p->std[c] == 0.0f)
+            return dp_set_error(DP_ERR_INVALID,
+                                "dp_image_load_tensor: mean/std[%d] = %g/%g is not usable", c,
+                                (double)p->mean[c], (double)p->std[c]);
+    return 0;
+}
+
+static int load_tensor(const src_desc *s, const dp_preprocess *p, float *out, dp_image_info *info)
+{
+    int rc = check_preprocess(p);
+    if (rc) return rc;
+    if (!out) return dp_set_error(DP_ERR_INVALID, "%s: NULL output tensor", s->name);
+
+    thumb_req rq = {.width = p->width,
+                    .height = p->height,
+                    .size = p->resize == DP_RESIZE_SQUASH ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH,
+                    .crop = p->resize == DP_RESIZE_CROP ? VIPS_INTERESTING_CENTRE
+                                                        : VIPS_INTERESTING_NONE,
+                    .max_pixels = p->max_pixels};
+    unsigned char *pix = NULL;
+    int w = 0, h = 0;
+    if ((rc = decode(s, &rq, &pix, &w, &h, info))) return rc;
+    if (w != p->width || h != p->height) {
+        g_free(pix);
+        return dp_set_error(DP_ERR_BACKEND, "%s: resized to %dx%d instead of %dx%d", s->name, w, h,
+                            p->width, p->height);
+    }
+
+    /* A table per channel applies the formula exactly as documented, with
+     * no per-pixel division. */
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v * p->scale - p->mean[c]) / p->std[c];
+    size_t plane = (size_t)w * (size_t)h;
+    for (int c = 0; c < 3; c++) {
+        int sc = p->bgr ? 2 - c : c;
+        float *dst = out + (size_t)c * plane;
+        const unsigned char *px = pix + sc;
+        for (size_t i = 0; i < plane; i++)
+            dst[i] = lut[c][px[3 * i]];
+    }
+    g_free(pix);
+    return 0;
+}
+
+int dp_image_load_tensor(const char *path, const dp_preprocess *p, float *out, dp_image_info *info)
+{
+    if (!path) return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: NULL path");
+    src_desc s = {.path = path, .name = path};
+    return load_tensor(&s, p, out, info);
+}
+
+int dp_image_load_tensor_memory(const void *data, size_t size, const char *name,
+                                const dp_preprocess *p, float *out, dp_image_info *info)
+{
+    src_desc s = {.data = data, .size = size, .name = name ? name : "<memory>"};
+    return load_tensor(&s, p, out, info);
+}
+
+static int load_rgb(const src_desc *s, int max_side, uint64_t max_pixels, unsigned char **rgb,
+                    int *width, int *height, dp_image_info *info)
+{
+    if (!rgb || !width || !height)
+        return dp_set_error(DP_ERR_INVALID, "%s: NULL output argument", s->name);
+    *rgb = NULL;
+    *width = *height = 0;
+    thumb_req rq = {.width = max_side > 0 ? max_side : 0,
+                    .height = max_side > 0 ? max_side : 0,
+                    .size = VIPS_SIZE_DOWN,
+                    .crop = VIPS_INTERESTING_NONE,
+                    .max_pixels = max_pixels};
+    unsigned char *pix = NULL;
+    int w = 0, h = 0;
+    int rc = decode(s, &rq, &pix, &w, &h, info);
+    if (rc) return rc;
+    /* Hand back plain malloc memory: callers should not need to know glib. */
+    size_t n = (size_t)w * (size_t)h * 3;
+    unsigned char *copy = malloc(n ? n : 1);
+    if (!copy) {
+        g_free(pix);
+        return dp_set_error(DP_ERR_NOMEM, "%s: cannot allocate %zu bytes", s->name, n);
+    }
+    memcpy(copy, pix, n);
+    g_free(pix);
+    *rgb = copy;
+    *width = w;
+    *height = h;
+    return 0;
+}
+
+int dp_image_load_rgb(const char *path, int max_side, uint64_t max_pixels, unsigned char **rgb,
+                      int *width, int *height, dp_image_info *info)
+{
+    if (!path) return dp_set_error(DP_ERR_INVALID, "dp_image_load_rgb: NULL path");
+    src_desc s = {.path = path, .name = path};
+    return load_rgb(&s, max_side, max_pixels, rgb, width, height, info);
+}
+
+int dp_image_load_rgb_memory(const void *data, size_t size, const char *name, int max_side,
+                             uint64_t max_pixels, unsigned char **rgb, int *width, int *height,
+                             dp_image_info *info)
+{
+    src_desc s = {.data = data, .size = size, .name = name ? name : "<memory>"};
+    return load_rgb(&s, max_side, max_pixels, rgb, width, height, info);
+}
+
+int dp_image_thumbnail_jpeg(const char *path, int max_side, int quality, uint64_t max_pixels,
+                            void **jpeg, size_t *size)
+{
+    if (!path || !jpeg || !size)
+        return dp_set_error(DP_ERR_INVALID, "dp_image_thumbnail_jpeg: NULL argument");
+    *jpeg = NULL;
+    *size = 0;
+    if (quality < 0 || quality > 100)
+        return dp_set_error(DP_ERR_INVALID, "dp_image_thumbnail_jpeg: quality %d not in 0..100",
+                            quality);
+    unsigned char *rgb = NULL;
+    int w = 0, h = 0;
+    int rc = dp_image_load_rgb(path, max_side, max_pixels, &rgb, &w, &h, NULL);
+    if (rc) return rc;
+    src_desc s = {.path = path, .name = path};
+    VipsImage *im = vips_image_new_from_memory(rgb, (size_t)w * h * 3, w, h, 3, VIPS_FORMAT_UCHAR);
+    void *buf = NULL;
+    size_t n = 0;
+    if (!im) {
+        rc = vips_fail(&s, "cannot wrap pixels");
+        goto fail;
+    }
+    if (vips_jpegsave_buffer(im, &buf, &n, "Q", quality ? quality : 80, "strip", TRUE, NULL)) {
+        rc = vips_fail(&s, "cannot encode thumbnail");
+        goto fail;
+    }
+    *jpeg = malloc(n);
+    if (!*jpeg) {
+        rc = dp_set_error(DP_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
+        goto fail;
+    }
+    memcpy(*jpeg, buf, n);
+    *size = n;
+    rc = 0;
+fail:
+    g_free(buf);
+    if (im) g_object_unref(im);
+    free(rgb);
+    return rc;
+}
