@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libdnnl-dev libvips-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libonnx-testdata libopenblas-dev liblapacke-dev libmicrohttpd-dev
-  libjansson-dev libcairo2-dev fonts-dejavu-core python3 python3-numpy python3-onnx
+  libjansson-dev libcairo2-dev fonts-dejavu-core libvips-tools python3 python3-numpy python3-onnx
   nodejs npm
 )
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Index the sample images, search with one of them, print the top 5 and draw
+# the grid. Assumes the build, the model and samples/ exist (scripts/demo.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=build/doppel
+model=${DOPPEL_MODEL:-mobilenet-v2-mid}
+mkdir -p out
+echo "== doppel index samples -o out/samples.dpl --model $model"
+"$D" index samples -o out/samples.dpl --model "$model" || [[ $? == 3 ]]
+query=$(find samples -type f -name '*.png' | sort | sed -n '1p')
+echo
+echo "== doppel search out/samples.dpl $query -k 5 --grid out/demo-grid.png"
+"$D" search out/samples.dpl "$query" -k 5 --grid out/demo-grid.png
+echo
+echo "grid of the query and its neighbours: out/demo-grid.png"
