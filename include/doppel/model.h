@@ -51,6 +51,9 @@ typedef struct dp_model_params {
     size_t n_outputs;
     /* Refuse files bigger than this (bytes); 0 = 2 GiB (protobuf's limit). */
     size_t max_file_bytes;
+    /* Nonzero: skip BatchNorm folding and post-op fusion (run the graph as
+     * written); for tests and debugging, results should not change. */
+    int no_fusion;
 } dp_model_params;
 
 DP_API dp_model_params dp_model_default_params(void);
