@@ -6,6 +6,7 @@
 #include "doppel/common.h"
 #include "doppel/embed.h"
 #include "doppel/image.h"
+#include "doppel/index.h"
 #include "doppel/ingest.h"
 #include "doppel/io.h"
 #include "doppel/model.h"

@@ -192,13 +192,13 @@ DP_API int dp_index_failure_at(const dp_index *ix, size_t i, const char **path,
 
 typedef struct dp_index_info {
     uint32_t format_version;
-    uint64_t file_bytes;  /* committed length of the file; 0 if never written */
-    uint64_t commit_seq;  /* increases by one per commit */
-    size_t count;         /* live entries */
-    size_t rows;          /* stored rows, including removed ones not yet compacted */
-    size_t segments;      /* appended segments since the last compaction */
-    size_t sections;      /* sections in the directory */
-    bool dirty;           /* uncommitted changes */
+    uint64_t file_bytes; /* committed length of the file; 0 if never written */
+    uint64_t commit_seq; /* increases by one per commit */
+    size_t count;        /* live entries */
+    size_t rows;         /* stored rows, including removed ones not yet compacted */
+    size_t segments;     /* appended segments since the last compaction */
+    size_t sections;     /* sections in the directory */
+    bool dirty;          /* uncommitted changes */
 } dp_index_info;
 
 DP_API int dp_index_describe(const dp_index *ix, dp_index_info *out);
@@ -262,8 +262,8 @@ typedef struct dp_range_result {
     float *dist;
 } dp_range_result;
 
-DP_API int dp_index_range_search(const dp_index *ix, const float *queries, size_t nq,
-                                 float radius, const dp_search_params *p, size_t max_results,
+DP_API int dp_index_range_search(const dp_index *ix, const float *queries, size_t nq, float radius,
+                                 const dp_search_params *p, size_t max_results,
                                  dp_range_result *out);
 DP_API void dp_range_result_free(dp_range_result *r);
 

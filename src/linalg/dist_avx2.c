@@ -1,0 +1,108 @@
+/* AVX2 + FMA kernels: four rows in flight, 8 floats per step, the tail of
+ * each row read with a masked load (never past the row's end, so the last
+ * row of an mmapped section cannot fault). */
+#include "dist.h"
+
+#include "util/util.h"
+
+#include <immintrin.h>
+
+enum { OP_L2, OP_DOT, OP_L1, OP_SQ };
+
+static inline __attribute__((always_inline)) __m256 step(int op, __m256 acc, __m256 x, __m256 q)
+{
+    switch (op) {
+    case OP_L2: {
+        __m256 d = _mm256_sub_ps(x, q);
+        return _mm256_fmadd_ps(d, d, acc);
+    }
+    case OP_DOT:
+        return _mm256_fmadd_ps(x, q, acc);
+    case OP_L1: {
+        __m256 d = _mm256_sub_ps(x, q);
+        return _mm256_add_ps(acc, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), d));
+    }
+    default:
+        return _mm256_fmadd_ps(x, x, acc);
+    }
+}
+
+static inline __m256i tail_mask(size_t rem)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), lane);
+}
+
+static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __attribute__((always_inline)) void run(int op, const float *q, const float *x,
+                                                      size_t n, size_t dim, float *out)
+{
+    const size_t full = dim & ~(size_t)7, rem = dim & 7;
+    const __m256i m = tail_mask(rem);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *x0 = x + i * dim, *x1 = x0 + dim, *x2 = x1 + dim, *x3 = x2 + dim;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < full; j += 8) {
+            __m256 qv = op == OP_SQ ? a0 : _mm256_loadu_ps(q + j);
+            a0 = step(op, a0, _mm256_loadu_ps(x0 + j), qv);
+            a1 = step(op, a1, _mm256_loadu_ps(x1 + j), qv);
+            a2 = step(op, a2, _mm256_loadu_ps(x2 + j), qv);
+            a3 = step(op, a3, _mm256_loadu_ps(x3 + j), qv);
+        }
+        if (rem) {
+            __m256 qv = op == OP_SQ ? _mm256_setzero_ps() : _mm256_maskload_ps(q + full, m);
+            a0 = step(op, a0, _mm256_maskload_ps(x0 + full, m), qv);
+            a1 = step(op, a1, _mm256_maskload_ps(x1 + full, m), qv);
+            a2 = step(op, a2, _mm256_maskload_ps(x2 + full, m), qv);
+            a3 = step(op, a3, _mm256_maskload_ps(x3 + full, m), qv);
+        }
+        /* Reduce the four rows together: three hadds and one add. */
+        __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
+        __m256 t2 = _mm256_hadd_ps(t0, t1);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps(t2, 1));
+        _mm_storeu_ps(out + i, s);
+    }
+    for (; i < n; i++) {
+        const float *xr = x + i * dim;
+        __m256 a = _mm256_setzero_ps();
+        for (size_t j = 0; j < full; j += 8)
+            a = step(op, a, _mm256_loadu_ps(xr + j), op == OP_SQ ? a : _mm256_loadu_ps(q + j));
+        if (rem)
+            a = step(op, a, _mm256_maskload_ps(xr + full, m),
+                     op == OP_SQ ? _mm256_setzero_ps() : _mm256_maskload_ps(q + full, m));
+        out[i] = hsum(a);
+    }
+}
+
+static void l2sq_avx2(const float *q, const float *x, size_t n, size_t dim, float *out)
+{
+    run(OP_L2, q, x, n, dim, out);
+}
+static void dot_avx2(const float *q, const float *x, size_t n, size_t dim, float *out)
+{
+    run(OP_DOT, q, x, n, dim, out);
+}
+static void l1_avx2(const float *q, const float *x, size_t n, size_t dim, float *out)
+{
+    run(OP_L1, q, x, n, dim, out);
+}
+static void sqnorm_avx2(const float *x, size_t n, size_t dim, float *out)
+{
+    run(OP_SQ, NULL, x, n, dim, out);
+}
+
+static const dp_dist_ops_t ops_avx2 = {"avx2", l2sq_avx2, dot_avx2, l1_avx2, sqnorm_avx2};
+
+const dp_dist_ops_t *dp_dist_ops_avx2(void)
+{
+    const dp_cpu *c = dp_cpu_features();
+    return c->avx2 && c->fma ? &ops_avx2 : NULL;
+}

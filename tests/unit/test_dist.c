@@ -1,0 +1,157 @@
+/* Every ISA variant of the distance kernels against the scalar one, over
+ * dimensions that exercise full vectors, masked tails and both (1..300),
+ * row counts that hit the 4-row main loop and its remainder, and rows placed
+ * at the very end of a page followed by an unmapped page (a tail read past
+ * the row would fault). Also the GEMM wrapper against a plain loop. */
+#include "linalg/dist.h"
+#include "util/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t s = 88172645463325252ull;
+static float frand(void)
+{
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* Exact reference in double, to bound each float variant's error. */
+static double ref(int op, const float *q, const float *x, size_t d)
+{
+    double a = 0;
+    for (size_t j = 0; j < d; j++) {
+        double u = x[j], v = q ? q[j] : 0;
+        a += op == 0 ? (u - v) * (u - v) : op == 1 ? u * v : op == 2 ? fabs(u - v) : u * u;
+    }
+    return a;
+}
+
+static double bound(int op, const float *q, const float *x, size_t d)
+{
+    /* |error| of a float sum of d terms <= ~d * eps * sum |terms| */
+    double m = 0;
+    for (size_t j = 0; j < d; j++) {
+        double u = x[j], v = q ? q[j] : 0;
+        m += op == 1 ? fabs(u * v) : op == 2 ? fabs(u - v) : op == 0 ? (u - v) * (u - v) : u * u;
+    }
+    return 1e-6 + m * (double)d * 1.2e-7;
+}
+
+static void run_op(const dp_dist_ops_t *o, int op, const float *q, const float *x, size_t n,
+                   size_t d, float *out)
+{
+    switch (op) {
+    case 0:
+        o->l2sq(q, x, n, d, out);
+        break;
+    case 1:
+        o->dot(q, x, n, d, out);
+        break;
+    case 2:
+        o->l1(q, x, n, d, out);
+        break;
+    default:
+        o->sqnorm(x, n, d, out);
+        break;
+    }
+}
+
+static void check_variant(const dp_dist_ops_t *o)
+{
+    const char *names[] = {"l2sq", "dot", "l1", "sqnorm"};
+    const dp_dist_ops_t *sc = dp_dist_ops_scalar();
+    long page = sysconf(_SC_PAGESIZE);
+    int checked = 0;
+    for (size_t d = 1; d <= 300; d += (d < 40 ? 1 : 13)) {
+        for (size_t n = 1; n <= 11; n++) {
+            /* Rows end exactly at a page boundary followed by PROT_NONE. */
+            size_t bytes = n * d * sizeof(float);
+            size_t pages = (bytes + (size_t)page - 1) / (size_t)page + 1;
+            uint8_t *m = mmap(NULL, pages * (size_t)page, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) {
+                perror("mmap");
+                exit(2);
+            }
+            mprotect(m + (pages - 1) * (size_t)page, (size_t)page, PROT_NONE);
+            float *x = (float *)(m + (pages - 1) * (size_t)page - bytes);
+            float *q = malloc(d * sizeof(float));
+            for (size_t i = 0; i < n * d; i++)
+                x[i] = frand();
+            for (size_t j = 0; j < d; j++)
+                q[j] = frand();
+            float out[16], want[16];
+            for (int op = 0; op < 4; op++) {
+                run_op(o, op, q, x, n, d, out);
+                run_op(sc, op, q, x, n, d, want);
+                for (size_t i = 0; i < n; i++) {
+                    double r = ref(op, op == 3 ? NULL : q, x + i * d, d);
+                    double b = bound(op, op == 3 ? NULL : q, x + i * d, d);
+                    CHECK(fabs(out[i] - r) <= b && fabs(want[i] - r) <= b,
+                          "%s %s d=%zu n=%zu row %zu: %.9g scalar %.9g exact %.9g", o->isa,
+                          names[op], d, n, i, out[i], want[i], r);
+                    checked++;
+                }
+            }
+            free(q);
+            munmap(m, pages * (size_t)page);
+        }
+    }
+    printf("%-6s %d distances match scalar and exact\n", o->isa, checked);
+}
+
+static void check_gemm(void)
+{
+    size_t m = 7, n = 33, k = 19;
+    float a[7 * 19], b[33 * 19], c[7 * 33];
+    for (size_t i = 0; i < m * k; i++)
+        a[i] = frand();
+    for (size_t i = 0; i < n * k; i++)
+        b[i] = frand();
+    dp_sgemm_nt(m, n, k, a, k, b, k, c, n);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double r = ref(1, a + i * k, b + j * k, k);
+            CHECK(fabs(c[i * n + j] - r) < 1e-5, "gemm (%zu,%zu) %g vs %g", i, j, c[i * n + j], r);
+        }
+}
+
+int main(void)
+{
+    const dp_dist_ops_t *variants[] = {dp_dist_ops_scalar(), dp_dist_ops_avx2(),
+                                       dp_dist_ops_avx512()};
+    const char *isa[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        if (!variants[i]) {
+            printf("%-6s not supported by this CPU: skipped\n", isa[i]);
+            continue;
+        }
+        check_variant(variants[i]);
+    }
+    printf("chosen: %s\n", dp_dist_ops()->isa);
+    CHECK(getenv("DP_ISA") || dp_dist_ops() == (variants[2]   ? variants[2]
+                                                : variants[1] ? variants[1]
+                                                              : variants[0]),
+          "dispatch picks the best variant");
+    check_gemm();
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
