@@ -3,6 +3,9 @@
 # converted to ONNX by tools/tfjs2onnx.py, with a JSON sidecar each.
 #
 #   tools/fetch_models.sh [NAME...]     (default: the shipped models)
+#   tools/fetch_models.sh --tfjs-dir NAME   print the directory of NAME's original
+#                                           TFJS model (model.json + shards), unpacking
+#                                           it if needed (for reference checks)
 #
 # Idempotent: a model whose models/<name>.onnx matches the sha256 in its
 # models/<name>.json (written by the same converter version) is left alone.
@@ -81,6 +84,16 @@ fetch_package() {
     "$PKG_DIR/package/package.json")
 }
 
+# Unpack NAME's TFJS bundle into the standard layout; sets TFJS_DIR.
+unbundle() {
+  fetch_package
+  command -v node >/dev/null || die "node not found (install nodejs: bash scripts/deps.sh)"
+  local bundle=$PKG_DIR/package/dist/models/$SRC_DIR
+  TFJS_DIR=$CACHE/tfjs/$PKG-$PKG_VERSION/$SRC_DIR
+  [[ -f $bundle/model.min.js ]] || die "$bundle/model.min.js: not in $PKG@$PKG_VERSION"
+  node "$ROOT/tools/models/unbundle.cjs" "$bundle" "$TFJS_DIR" || die "$bundle: cannot unbundle"
+}
+
 fetch_one() {
   local name=$1
   model_spec "$name"
@@ -88,11 +101,8 @@ fetch_one() {
     echo "fetch_models: $name up to date"
     return 0
   fi
-  fetch_package
-  command -v node >/dev/null || die "node not found (install nodejs: bash scripts/deps.sh)"
-  local bundle=$PKG_DIR/package/dist/models/$SRC_DIR tfjs=$CACHE/tfjs/$PKG-$PKG_VERSION/$SRC_DIR
-  [[ -f $bundle/model.min.js ]] || die "$bundle/model.min.js: not in $PKG@$PKG_VERSION"
-  node "$ROOT/tools/models/unbundle.cjs" "$bundle" "$tfjs" || die "$bundle: cannot unbundle"
+  unbundle
+  local tfjs=$TFJS_DIR
   mkdir -p "$MODELS"
   local tmp=$MODELS/.$name.onnx.tmp
   echo "fetch_models: converting $PKG@$PKG_VERSION dist/models/$SRC_DIR -> models/$name.onnx" >&2
@@ -114,6 +124,14 @@ fetch_one() {
 "$PYTHON" -c "import onnx, numpy" 2>/dev/null ||
   die "$PYTHON cannot import onnx and numpy (install python3-onnx python3-numpy)"
 CONV_VERSION=$(converter_version)
+
+if [[ ${1:-} == --tfjs-dir ]]; then
+  [[ $# -eq 2 ]] || die "usage: fetch_models.sh --tfjs-dir NAME"
+  model_spec "$2"
+  unbundle >&2
+  echo "$TFJS_DIR"
+  exit 0
+fi
 
 if (($#)); then names=("$@"); else names=("${DEFAULT_MODELS[@]}"); fi
 for n in "${names[@]}"; do
