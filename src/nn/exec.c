@@ -72,7 +72,7 @@ typedef struct nn_bind {
 struct nn_plan {
     nn_plan *next;
     int n_key;
-    int64_t key[64];
+    int64_t *key;
     nn_rt *rt;
     int n_values;
     nn_step *steps;
@@ -573,7 +573,10 @@ static int build_conv(dp_model *m, nn_plan *p, nn_node *n, int node_id)
             int64_t full = s * (x->dims[2 + i] - 1) + op + (k - 1) * d + 1;
             if (a->nos || a->auto_pad == 1 || a->auto_pad == 2) {
                 int64_t total = full - y->dims[2 + i];
-                if (a->auto_pad == 1) {
+                if (total < 0) { /* output_shape beyond the full size: extend at the end */
+                    l = 0;
+                    r = total;
+                } else if (a->auto_pad == 1) {
                     l = total / 2;
                     r = total - l;
                 } else {
@@ -583,9 +586,9 @@ static int build_conv(dp_model *m, nn_plan *p, nn_node *n, int node_id)
             } else if (a->auto_pad == 3) {
                 l = r = 0;
             }
-            r -= op; /* oneDNN's output size has no output_padding term */
-            if (r < 0 || l < 0)
-                return nn_node_error(n, DP_ERR_UNSUPPORTED, "output_padding beyond the pads");
+            /* oneDNN's output size has no output_padding term: a negative
+             * right pad extends the output instead */
+            r -= op;
         }
         strides[i] = s;
         dil[i] = d - 1;
@@ -734,7 +737,15 @@ static int build_conv(dp_model *m, nn_plan *p, nn_node *n, int node_id)
             goto fail;
         }
     } else {
-        if ((rc = get_as(m, p, n, n->in[1], &wplain, &wmem))) goto fail;
+        /* runtime weights: view the plain tensor with the grouped dims */
+        int wb;
+        dnnl_memory_t wm0;
+        if ((rc = get_plain(m, p, n, n->in[1], &wm0, &wb))) goto fail;
+        if (wb >= 0)
+            rc = mem_on_buf(m, p, &wplain, wb, &wmem);
+        else
+            rc = mem_on_ptr(m, p, &wplain, value_ptr(m, p, n->in[1]), &wmem);
+        if (rc) goto fail;
     }
     if (has_b) {
         if ((rc = get_as(m, p, n, n->in[2], &bmd, &bmem))) goto fail;
@@ -1513,6 +1524,29 @@ static int build_host(dp_model *m, nn_plan *p, nn_node *n, int node_id)
         s = &p->steps[p->n_steps - 1];
         s->out_buf[o] = p->rt[n->out[o]].buf;
     }
+    /* fused activations of a node that fell back to the host: in place */
+    for (int k = 0; k < n->n_post; k++) {
+        const nn_post *q = &n->post[k];
+        if (q->is_sum) return nn_node_error(n, DP_ERR_BACKEND, "sum post-op on a host step");
+        nn_rt *r = &p->rt[n->out[0]];
+        dnnl_eltwise_desc_t d;
+        DNNL(n, dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, q->alg, &r->md, q->alpha,
+                                               q->beta));
+        dnnl_primitive_attr_t attr = new_attr();
+        if (!attr) return nn_node_error(n, DP_ERR_NOMEM, "oneDNN attr");
+        dnnl_primitive_desc_t pd;
+        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &d, attr, m->engine, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (st != dnnl_success)
+            return nn_node_error(n, DP_ERR_BACKEND, "oneDNN eltwise: %s", dnnl_status2str(st));
+        if ((rc = add_step(p, &s))) {
+            dnnl_primitive_desc_destroy(pd);
+            return rc;
+        }
+        arg(s, DNNL_ARG_SRC, r->mem);
+        arg(s, DNNL_ARG_DST, r->mem);
+        if ((rc = make_prim(m, p, n, pd, s))) return rc;
+    }
     return 0;
 }
 
@@ -1539,7 +1573,8 @@ static int build_node(dp_model *m, nn_plan *p, int i)
     case OP_SQRT:
     case OP_NEG:
     case OP_SOFTPLUS:
-        if (m->values[n->in[0]].dtype != DP_F32) return build_host(m, p, n, i);
+        /* oneDNN's log is an approximation (log(1) = -1.4e-6); exact on host */
+        if (m->values[n->in[0]].dtype != DP_F32 || n->op == OP_LOG) return build_host(m, p, n, i);
         return build_eltwise(m, p, n);
     case OP_ADD:
     case OP_SUB:
@@ -1607,6 +1642,7 @@ static void plan_free(nn_plan *p)
     free(p->scratch);
     free(p->out_ptr);
     free(p->pending);
+    free(p->key);
     free(p);
 }
 
@@ -1721,6 +1757,7 @@ static int plan_build(dp_model *m, nn_plan *p)
     for (int k = 0; k < m->n_inputs; k++) {
         int vid = m->inputs[k];
         nn_value *v = &m->values[vid];
+        if (v->known) continue; /* parameter input: handled like a constant */
         int b = new_buf(p, 0);
         if (b < 0) return b;
         p->bufs[b].ext = true;
@@ -1763,13 +1800,29 @@ static int plan_build(dp_model *m, nn_plan *p)
 
 int nn_plan_get(dp_model *m)
 {
-    int64_t key[64];
+    /* key: every input's shape, and the data of parameter inputs */
+    size_t cap = 1;
+    for (int k = 0; k < m->n_inputs; k++) {
+        nn_value *v = &m->values[m->inputs[k]];
+        cap += 1 + (size_t)v->ndim + (v->known ? (size_t)nn_numel(v) : 0);
+    }
+    int64_t *key = malloc(cap * sizeof *key);
+    if (!key) return dp_set_error(DP_ERR_NOMEM, "out of memory");
     int nk = 0;
-    for (int k = 0; k < m->n_inputs && nk < 60; k++) {
+    for (int k = 0; k < m->n_inputs; k++) {
         nn_value *v = &m->values[m->inputs[k]];
         key[nk++] = v->ndim;
-        for (int i = 0; i < v->ndim && nk < 64; i++)
+        for (int i = 0; i < v->ndim; i++)
             key[nk++] = v->dims[i];
+        if (v->known) {
+            int64_t cnt = nn_numel(v);
+            size_t es = nn_dtype_size(v->dtype);
+            for (int64_t i = 0; i < cnt; i++) {
+                int64_t e = 0;
+                memcpy(&e, (char *)v->data + i * es, es);
+                key[nk++] = e;
+            }
+        }
     }
     nn_plan **pp = &m->plans;
     for (nn_plan *p = m->plans; p; pp = &p->next, p = p->next) {
@@ -1778,6 +1831,7 @@ int nn_plan_get(dp_model *m)
             p->next = m->plans;
             m->plans = p;
             m->cur = p;
+            free(key);
             return 0;
         }
     }
@@ -1791,9 +1845,12 @@ int nn_plan_get(dp_model *m)
         m->n_plans--;
     }
     nn_plan *p = calloc(1, sizeof *p);
-    if (!p) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    if (!p) {
+        free(key);
+        return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    }
     p->n_key = nk;
-    memcpy(p->key, key, (size_t)nk * sizeof *key);
+    p->key = key;
     int rc = plan_build(m, p);
     if (rc) {
         plan_free(p);
@@ -1812,6 +1869,7 @@ int nn_plan_bind_input(dp_model *m, int k, const void *data)
 {
     nn_plan *p = m->cur;
     nn_rt *r = &p->rt[m->inputs[k]];
+    if (m->values[m->inputs[k]].known) return 0;
     p->bufs[r->buf].ptr = (void *)data;
     return 0;
 }

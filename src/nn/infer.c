@@ -212,7 +212,7 @@ static int infer_conv(dp_model *m, nn_node *n)
             } else {
                 dims[2 + i] = full - pl - pr;
             }
-            if (dims[2 + i] < 1 || dims[2 + i] > full)
+            if (dims[2 + i] < 1 || dims[2 + i] > full + (k - 1) * d + 1)
                 return nn_node_error(n, DP_ERR_FORMAT, "bad output size");
         }
     }
@@ -869,6 +869,7 @@ int nn_host_eval(dp_model *m, const nn_node *n, void *const *in, void *const *ou
     case OP_ABS:
     case OP_RELU:
     case OP_SQRT:
+    case OP_LOG:
     case OP_EXP:
         for (int64_t i = 0; i < total; i++) {
             if (y->dtype == DP_F32) {
@@ -877,6 +878,7 @@ int nn_host_eval(dp_model *m, const nn_node *n, void *const *in, void *const *ou
                     : n->op == OP_ABS  ? fabsf(v)
                     : n->op == OP_RELU ? (v > 0 ? v : 0)
                     : n->op == OP_SQRT ? sqrtf(v)
+                    : n->op == OP_LOG  ? logf(v)
                                        : expf(v);
                 ((float *)out[0])[i] = v;
             } else if (y->dtype == DP_I64) {
@@ -1058,11 +1060,20 @@ int nn_infer(dp_model *m)
                 DP_FREE(v->data);
                 v->known = false;
             }
+            v->deferred = false;
         }
     }
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *n = &m->nodes[i];
         if (n->dead) continue;
+        bool deferred = false;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && m->values[n->in[k]].deferred) deferred = true;
+        if (deferred) {
+            for (int o = 0; o < n->n_out; o++)
+                if (n->out[o] >= 0) m->values[n->out[o]].deferred = true;
+            continue;
+        }
         int rc = infer_node(m, n);
         if (rc) return rc;
         bool all_known = nn_host_capable(m, n);

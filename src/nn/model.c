@@ -42,6 +42,11 @@ static void set_default_input_dims(dp_model *m)
 {
     for (int k = 0; k < m->n_inputs; k++) {
         nn_value *v = &m->values[m->inputs[k]];
+        if (v->param) {
+            v->deferred = true;
+            v->known = false;
+            DP_FREE(v->data);
+        }
         v->ndim = v->decl_ndim;
         for (int i = 0; i < v->ndim; i++)
             v->dims[i] = v->decl_dims[i] < 0 ? 1 : v->decl_dims[i];
@@ -92,6 +97,10 @@ static int open_common(const void *data, size_t size, const dp_model_params *par
             }
             cnt *= d;
         }
+        bool fixed = true;
+        for (int i = 0; i < v->decl_ndim; i++)
+            fixed = fixed && v->decl_dims[i] >= 0;
+        v->param = v->dtype != DP_F32 || (fixed && cnt <= 1);
     }
     set_default_input_dims(m);
     if ((rc = nn_infer(m))) goto fail;
@@ -278,6 +287,25 @@ int dp_model_run(dp_model *m, const dp_tensor *inputs, size_t n_inputs)
             return dp_set_error(DP_ERR_INVALID, "dp_model_run: input '%s' has no data", v->name);
         if (memcmp(v->dims, t->dims, (size_t)t->ndim * sizeof *t->dims) || v->ndim != t->ndim)
             changed = true;
+        if (v->param) {
+            size_t bytes = (size_t)cnt * nn_dtype_size(v->dtype);
+            if (cnt > 4096)
+                return dp_set_error(DP_ERR_UNSUPPORTED,
+                                    "dp_model_run: input '%s' is used as a "
+                                    "shape/parameter and has %lld values (at most 4096)",
+                                    v->name, (long long)cnt);
+            if (!v->known || v->ndim != t->ndim || memcmp(v->dims, t->dims, (size_t)t->ndim * 8) ||
+                memcmp(v->data, t->data, bytes)) {
+                void *copy = malloc(bytes ? bytes : 1);
+                if (!copy) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+                memcpy(copy, t->data, bytes);
+                free(v->data);
+                v->data = copy;
+                v->known = true;
+                v->deferred = false;
+                changed = true;
+            }
+        }
         v->ndim = t->ndim;
         memcpy(v->dims, t->dims, (size_t)t->ndim * sizeof *t->dims);
         data[k] = t->data;

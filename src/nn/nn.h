@@ -135,6 +135,10 @@ typedef struct nn_value {
     bool is_const; /* initializer or folded constant: data never changes */
     bool known;    /* data computed at plan time */
     bool is_input, keep;
+    /* A small or integer graph input (axes, shape, clip bounds): its data is
+     * read at plan time like a constant. Until a run provides it, nodes that
+     * depend on it are deferred (not checked). */
+    bool param, deferred;
     int producer; /* node id or -1 */
     int n_uses;   /* live consumers */
 } nn_value;

@@ -36,6 +36,7 @@ static int prune(dp_model *m, bool count_params)
         need[m->outputs[k]] = true;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         nn_node *n = &m->nodes[i];
+        if (n->dead) continue; /* removed by a pass: never resurrect */
         bool live = false;
         for (int o = 0; o < n->n_out; o++)
             if (n->out[o] >= 0 && need[n->out[o]]) live = true;
