@@ -11,6 +11,10 @@
 static const dp_cli_cmd commands[] = {
     {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
     {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
+    {"index", "build or update an index from a folder or a vector file", dp_cmd_index},
+    {"search", "find the nearest stored images of queries", dp_cmd_search},
+    {"info", "show what an index holds", dp_cmd_info},
+    {"check", "verify an index file's checksums and structure", dp_cmd_check},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
