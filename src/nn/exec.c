@@ -19,7 +19,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <stdlib.h>
 #include <string.h>
@@ -861,6 +860,33 @@ static int eltwise_alg(const dp_model *m, const nn_node *n, dnnl_alg_kind_t *alg
     return 0;
 }
 
+/* An eltwise step applied in place on a value's memory (oneDNN allows
+ * src == dst for eltwise). */
+static int inplace_eltwise(dp_model *m, nn_plan *p, const nn_node *n, int vid, dnnl_alg_kind_t alg,
+                           float alpha, float beta)
+{
+    nn_rt *r = &p->rt[vid];
+    dnnl_eltwise_desc_t d;
+    int rc;
+    DNNL(n, dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, &r->md, alpha, beta));
+    dnnl_primitive_attr_t attr = new_attr();
+    if (!attr) return nn_node_error(n, DP_ERR_NOMEM, "oneDNN attr");
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &d, attr, m->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return nn_node_error(n, DP_ERR_BACKEND, "oneDNN eltwise: %s", dnnl_status2str(st));
+    nn_step *s;
+    if ((rc = add_step(p, &s))) {
+        dnnl_primitive_desc_destroy(pd);
+        return rc;
+    }
+    use_buf(p, r->buf);
+    arg(s, DNNL_ARG_SRC, r->mem);
+    arg(s, DNNL_ARG_DST, r->mem);
+    return make_prim(m, p, n, pd, s);
+}
+
 static int build_eltwise(dp_model *m, nn_plan *p, nn_node *n)
 {
     int rc = value_mem(m, p, n->in[0]);
@@ -873,16 +899,8 @@ static int build_eltwise(dp_model *m, nn_plan *p, nn_node *n)
     DNNL(n, dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, &xr->md, alpha, beta));
     dnnl_primitive_attr_t attr = new_attr();
     if (!attr) return nn_node_error(n, DP_ERR_NOMEM, "oneDNN attr");
-    dnnl_post_ops_t po = NULL;
-    if (n->op == OP_HSIGMOID) {
-        dnnl_post_ops_create(&po);
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip_v2, 0.0f, 1.0f);
-    }
     int sum_vid = -1;
-    if (po) {
-        dnnl_primitive_attr_set_post_ops(attr, po);
-        dnnl_post_ops_destroy(po);
-    } else if ((rc = build_post_ops(m, p, n, attr, &sum_vid, 0))) {
+    if ((rc = build_post_ops(m, p, n, attr, &sum_vid, 0))) {
         dnnl_primitive_attr_destroy(attr);
         return rc;
     }
@@ -894,7 +912,10 @@ static int build_eltwise(dp_model *m, nn_plan *p, nn_node *n)
     if (xr->buf >= 0) use_buf(p, xr->buf);
     int ids[1] = {DNNL_ARG_SRC};
     dnnl_memory_t mems[1] = {xr->mem};
-    return finish_simple(m, p, n, pd, ids, mems, 1, n->out[0], -1);
+    if ((rc = finish_simple(m, p, n, pd, ids, mems, 1, n->out[0], -1))) return rc;
+    if (n->op == OP_HSIGMOID) /* max(0, min(1, alpha x + beta)) */
+        return inplace_eltwise(m, p, n, n->out[0], dnnl_eltwise_clip_v2, 0.0f, 1.0f);
+    return 0;
 }
 
 static int build_pool(dp_model *m, nn_plan *p, nn_node *n)
@@ -1528,24 +1549,7 @@ static int build_host(dp_model *m, nn_plan *p, nn_node *n, int node_id)
     for (int k = 0; k < n->n_post; k++) {
         const nn_post *q = &n->post[k];
         if (q->is_sum) return nn_node_error(n, DP_ERR_BACKEND, "sum post-op on a host step");
-        nn_rt *r = &p->rt[n->out[0]];
-        dnnl_eltwise_desc_t d;
-        DNNL(n, dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, q->alg, &r->md, q->alpha,
-                                               q->beta));
-        dnnl_primitive_attr_t attr = new_attr();
-        if (!attr) return nn_node_error(n, DP_ERR_NOMEM, "oneDNN attr");
-        dnnl_primitive_desc_t pd;
-        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &d, attr, m->engine, NULL);
-        dnnl_primitive_attr_destroy(attr);
-        if (st != dnnl_success)
-            return nn_node_error(n, DP_ERR_BACKEND, "oneDNN eltwise: %s", dnnl_status2str(st));
-        if ((rc = add_step(p, &s))) {
-            dnnl_primitive_desc_destroy(pd);
-            return rc;
-        }
-        arg(s, DNNL_ARG_SRC, r->mem);
-        arg(s, DNNL_ARG_DST, r->mem);
-        if ((rc = make_prim(m, p, n, pd, s))) return rc;
+        if ((rc = inplace_eltwise(m, p, n, n->out[0], q->alg, q->alpha, q->beta))) return rc;
     }
     return 0;
 }
@@ -1883,7 +1887,6 @@ int nn_plan_run(dp_model *m)
         if (b >= 0 && p->bufs[root(p, b)].ext)
             dnnl_memory_set_data_handle(p->binds[i].mem, buf_ptr(p, b));
     }
-    if (m->threads > 0) omp_set_num_threads(m->threads);
     for (int i = 0; i < p->n_steps; i++) {
         nn_step *s = &p->steps[i];
         if (s->prim) {

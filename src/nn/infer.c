@@ -1076,7 +1076,8 @@ int nn_infer(dp_model *m)
         }
         int rc = infer_node(m, n);
         if (rc) return rc;
-        bool all_known = nn_host_capable(m, n);
+        /* fused post-ops only exist in the oneDNN path */
+        bool all_known = nn_host_capable(m, n) && n->n_post == 0;
         for (int k = 0; k < n->n_in && all_known; k++)
             if (n->in[k] >= 0 && !m->values[n->in[k]].known) all_known = false;
         if (n->op == OP_SHAPE) all_known = true; /* needs only the shape */

@@ -1,6 +1,7 @@
 /* Public dp_model_* API over the loader, passes and executor. */
 #include "nn.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +312,9 @@ int dp_model_run(dp_model *m, const dp_tensor *inputs, size_t n_inputs)
         data[k] = t->data;
     }
     int rc;
+    /* before planning too: oneDNN sizes its work split by the thread count
+     * at primitive creation */
+    if (m->threads > 0) omp_set_num_threads(m->threads);
     if (changed) {
         m->cur = NULL;
         if ((rc = nn_infer(m))) return dp_prefix_error(rc, "dp_model_run");

@@ -153,7 +153,8 @@ static const char *const *allowed_attrs(nn_op op)
     static const char *const convt[] = {"auto_pad",       "dilations",    "group",
                                         "kernel_shape",   "pads",         "strides",
                                         "output_padding", "output_shape", NULL};
-    static const char *const bn[] = {"epsilon", "momentum", "spatial", "training_mode", NULL};
+    static const char *const bn[] = {"epsilon",       "momentum", "spatial",
+                                     "training_mode", "is_test",  NULL};
     static const char *const alpha[] = {"alpha", NULL};
     static const char *const clip[] = {"min", "max", NULL};
     static const char *const ab[] = {"alpha", "beta", NULL};
@@ -162,7 +163,7 @@ static const char *const *allowed_attrs(nn_op op)
     static const char *const avgpool[] = {
         "auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", NULL};
     static const char *const axis[] = {"axis", NULL};
-    static const char *const gemm[] = {"alpha", "beta", "transA", "transB", NULL};
+    static const char *const gemm[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
     static const char *const reshape[] = {"allowzero", NULL};
     static const char *const perm[] = {"perm", NULL};
     static const char *const axes[] = {"axes", NULL};
@@ -363,6 +364,7 @@ static int parse_attr(dp_model *m, nn_node *n, const Onnx__AttributeProto *at)
         return 0;
     }
     if (!strcmp(nm, "is_test")) return 0;
+    if (!strcmp(nm, "broadcast")) return 0; /* Gemm-6: C always broadcasts here */
     if (!strcmp(nm, "start")) {
         if ((rc = get_int(n, at, &iv))) return rc;
         a->starts[0] = iv;
@@ -581,8 +583,8 @@ int nn_load_onnx(dp_model *m, const void *data, size_t size, const dp_model_para
         if (!os->domain || !os->domain[0] || !strcmp(os->domain, "ai.onnx")) m->opset = os->version;
     }
     if (m->opset < 0) m->opset = 1; /* IR v2 files without opset_import */
-    if (m->opset < 7 || m->opset > 18) {
-        rc = dp_set_error(DP_ERR_UNSUPPORTED, "opset %lld is not supported (7 to 18)",
+    if (m->opset < 6 || m->opset > 18) {
+        rc = dp_set_error(DP_ERR_UNSUPPORTED, "opset %lld is not supported (6 to 18)",
                           (long long)m->opset);
         goto done;
     }
