@@ -64,7 +64,8 @@ DP_API int dp_image_load_tensor_memory(const void *data, size_t size, const char
                                        const dp_preprocess *p, float *out, dp_image_info *info);
 
 /* Decode to 8-bit interleaved RGB (alpha flattened onto white, EXIF applied),
- * fitted inside max_side x max_side keeping the aspect ratio (never upscaled).
+ * fitted inside max_side x max_side keeping the aspect ratio (never upscaled;
+ * max_side <= 0 keeps the full size, still bounded by max_pixels).
  * *rgb is malloc'd; the caller frees it. Used by thumbnails, grids and the
  * classic featurisers. */
 DP_API int dp_image_load_rgb(const char *path, int max_side, uint64_t max_pixels,

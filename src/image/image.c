@@ -22,6 +22,7 @@
 
 #define DP_DEFAULT_MAX_PIXELS 100000000ULL
 #define DP_MAX_TENSOR_SIDE 16384
+#define DP_CROP_MAX_INTERMEDIATE 16e6 /* pixels */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_failed;
@@ -291,27 +292,58 @@ static int decode(const src_desc *s, const thumb_req *rq, unsigned char **pix, i
     if ((rc = read_header(src, s, rq->max_pixels, &hd))) goto fail;
     fill_info(&hd, info);
 
+    int ow = hd.swap ? hd.height : hd.width, oh = hd.swap ? hd.width : hd.height;
     int tw = rq->width, th = rq->height;
-    if (tw <= 0 || th <= 0) { /* full size: fit inside the oriented image */
-        tw = hd.swap ? hd.height : hd.width;
-        th = hd.swap ? hd.width : hd.height;
+    if (tw <= 0 || th <= 0) { /* full size */
+        tw = ow;
+        th = oh;
+    }
+    /* Crop mode scales the image to cover the target, then crops; the
+     * intermediate is target area x aspect mismatch, so a 1 x 100000 strip
+     * would become 224 x 22.4M pixels before the crop. Past a cap, crop the
+     * centre at full resolution first (the strip is under max_pixels) and
+     * scale only that. */
+    int precrop = 0;
+    if (rq->crop != VIPS_INTERESTING_NONE) {
+        double m = ((double)ow / oh) / ((double)tw / th);
+        if (m < 1.0) m = 1.0 / m;
+        precrop = (double)tw * th * m > DP_CROP_MAX_INTERMEDIATE;
     }
     /* An embedded ICC profile (Adobe RGB, Display P3, a CMYK press profile)
      * is only honoured when an output profile is named; without one the
      * thumbnailer converts in device space, which is what we want for
-     * untagged images. */
-    /* libvips 8.14's thumbnailer does not hand its fail_on to the loader;
-     * the option string does, and without it a truncated JPEG decodes
-     * "successfully" with grey at the bottom. */
-    if (vips_thumbnail_source(src, &thumb, tw, "height", th, "size", rq->size, "crop", rq->crop,
-                              "option_string", "fail_on=error", "fail_on", VIPS_FAIL_ON_ERROR,
-                              "export_profile", hd.has_icc ? "srgb" : NULL, NULL)) {
+     * untagged images. libvips 8.14's thumbnailer does not hand its fail_on
+     * to the loader; the option string does, and without it a truncated JPEG
+     * decodes "successfully" with grey at the bottom. */
+    if (vips_thumbnail_source(src, &thumb, precrop ? ow : tw, "height", precrop ? oh : th, "size",
+                              precrop ? VIPS_SIZE_DOWN : rq->size, "crop",
+                              precrop ? VIPS_INTERESTING_NONE : rq->crop, "option_string",
+                              "fail_on=error", "fail_on", VIPS_FAIL_ON_ERROR, "export_profile",
+                              hd.has_icc ? "srgb" : NULL, NULL)) {
         rc = vips_fail(s, "cannot decode");
         goto fail;
     }
     if (to_srgb8(thumb, &rgb)) {
         rc = vips_fail(s, "cannot convert to sRGB");
         goto fail;
+    }
+    if (precrop) {
+        int iw = vips_image_get_width(rgb), ih = vips_image_get_height(rgb);
+        int rw = iw, rh = ih;
+        if ((double)iw / ih > (double)tw / th)
+            rw = (int)fmax(1.0, round((double)ih * tw / th));
+        else
+            rh = (int)fmax(1.0, round((double)iw * th / tw));
+        VipsImage *c = NULL, *r = NULL;
+        if (vips_crop(rgb, &c, (iw - rw) / 2, (ih - rh) / 2, rw, rh, NULL) ||
+            vips_thumbnail_image(c, &r, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL)) {
+            if (c) g_object_unref(c);
+            rc = vips_fail(s, "cannot crop");
+            goto fail;
+        }
+        g_object_unref(c);
+        g_object_unref(rgb);
+        rgb = r;
     }
     size_t n = 0;
     /* The pixels are computed here; truncation and corrupt data surface now. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
@@ -99,6 +100,22 @@ static void px_alpha(int x, int y, unsigned char *p)
     p[1] = left ? 0 : 200;
     p[2] = 0;
     p[3] = left ? 0 : 255;
+}
+/* 1 x 60000: red, a green band in the middle, blue. */
+static void px_strip(int x, int y, unsigned char *p)
+{
+    (void)x;
+    int mid = y > 29000 && y < 31000;
+    p[0] = !mid && y < 30000 ? 255 : 0;
+    p[1] = mid ? 255 : 0;
+    p[2] = !mid && y >= 30000 ? 255 : 0;
+}
+/* Grey + alpha: left transparent, right opaque mid grey. */
+static void px_grey_alpha(int x, int y, unsigned char *p)
+{
+    (void)y;
+    p[0] = x < 32 ? 0 : 100;
+    p[1] = x < 32 ? 0 : 255;
 }
 static void px_grey(int x, int y, unsigned char *p)
 {
@@ -222,6 +239,14 @@ static void make_files(void)
     if (vips_pngsave(im, tpath("alpha.png"), NULL)) die_vips("pngsave alpha");
     g_object_unref(im);
 
+    im = make(64, 16, 2, px_grey_alpha, VIPS_INTERPRETATION_B_W);
+    if (vips_pngsave(im, tpath("grey_alpha.png"), NULL)) die_vips("pngsave grey_alpha");
+    g_object_unref(im);
+
+    im = make(1, 60000, 3, px_strip, VIPS_INTERPRETATION_sRGB);
+    if (vips_pngsave(im, tpath("strip.png"), NULL)) die_vips("pngsave strip");
+    g_object_unref(im);
+
     im = make(64, 16, 1, px_grey, VIPS_INTERPRETATION_B_W);
     if (vips_pngsave(im, tpath("grey.png"), NULL)) die_vips("pngsave grey");
     if (vips_jpegsave(im, tpath("grey.jpg"), "Q", 95, NULL)) die_vips("jpegsave grey");
@@ -337,6 +362,17 @@ static void test_alpha(void)
           l[1], l[2]);
     CHECK(r[0] == 0 && r[1] == 200 && r[2] == 0, "opaque -> %d,%d,%d", r[0], r[1], r[2]);
     free(rgb);
+
+    rc = dp_image_load_rgb(tpath("grey_alpha.png"), 0, 0, &rgb, &w, &h, &info);
+    CHECK(rc == 0, "%s", dp_last_error());
+    if (rc) return;
+    CHECK(info.bands == 2, "bands %d", info.bands);
+    rgb_at(rgb, w, 4, 4, l);
+    rgb_at(rgb, w, w - 4, 4, r);
+    CHECK(l[0] == 255 && l[1] == 255 && l[2] == 255, "grey transparent -> %d,%d,%d", l[0], l[1],
+          l[2]);
+    CHECK(r[0] == 100 && r[1] == 100 && r[2] == 100, "grey opaque -> %d,%d,%d", r[0], r[1], r[2]);
+    free(rgb);
 }
 
 static void test_grey_cmyk_16bit(void)
@@ -434,6 +470,30 @@ static void test_geometry(void)
     CHECK(dp_image_load_tensor(tpath("orient6.jpg"), &p, t2, NULL) == 0, "%s", dp_last_error());
     /* Squashed orient6: top (red) rows then bottom (blue) rows. */
     CHECK(t2[2 * 40 + 20] > 200 && t2[2 * 960 + 21 * 40 + 20] > 200, "squash of rotated image");
+
+    /* Crop of a 1 x 60000 strip: the centre, without scaling the whole
+     * strip to 224 px wide first (that would be 3 GB of pixels). */
+    {
+        static float ts[3 * 224 * 224];
+        dp_preprocess q = dp_preprocess_default();
+        q.resize = DP_RESIZE_CROP;
+        q.scale = 1.0f;
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        rc = dp_image_load_tensor(tpath("strip.png"), &q, ts, NULL);
+        getrusage(RUSAGE_SELF, &after);
+        CHECK(rc == 0, "%s", dp_last_error());
+        CHECK(after.ru_maxrss - before.ru_maxrss < 200 * 1024, "strip crop grew RSS by %ld KiB",
+              after.ru_maxrss - before.ru_maxrss);
+        int plane = 224 * 224;
+        CHECK(ts[plane + 112 * 224 + 112] > 240 && ts[112 * 224 + 112] < 15 &&
+                  ts[2 * plane + 112 * 224 + 112] < 15,
+              "strip centre %g,%g,%g, want green", ts[112 * 224 + 112], ts[plane + 112 * 224 + 112],
+              ts[2 * plane + 112 * 224 + 112]);
+        q.resize = DP_RESIZE_SQUASH; /* squash sees all three colours */
+        CHECK(dp_image_load_tensor(tpath("strip.png"), &q, ts, NULL) == 0, "%s", dp_last_error());
+        CHECK(ts[5 * 224 + 112] > 240 && ts[2 * plane + 218 * 224 + 112] > 240, "strip squash");
+    }
 
     /* load_rgb keeps aspect and never upscales. */
     unsigned char *rgb;
@@ -607,10 +667,10 @@ static void test_thumbnail_jpeg(void)
 
 static void rm_tmp(void)
 {
-    const char *names[] = {"orient6.jpg", "alpha.png", "grey.png",  "grey.jpg",
-                           "cmyk.jpg",    "rgb16.png", "bands.png", "solid.png",
-                           "plain.png",   "p3.png",    "noise.jpg", "truncated.jpg",
-                           "bomb.jpg",    "empty.jpg", "text.jpg",  "bomb.png"};
+    const char *names[] = {"orient6.jpg", "alpha.png",      "grey.png",  "grey.jpg",  "cmyk.jpg",
+                           "rgb16.png",   "bands.png",      "solid.png", "plain.png", "p3.png",
+                           "noise.jpg",   "truncated.jpg",  "bomb.jpg",  "empty.jpg", "text.jpg",
+                           "bomb.png",    "grey_alpha.png", "strip.png"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(tpath(names[i]));
     rmdir(tmpdir);
