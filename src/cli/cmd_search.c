@@ -25,6 +25,7 @@ static void help(FILE *f)
                "  --max-distance T    leave out results farther than T\n"
                "  --threads N         search threads (default: all cores)\n"
                "  --json              print the results as JSON\n"
+               "  --grid FILE.png     draw each query and its neighbours as a labelled grid\n"
                "  -h, --help          this help\n");
 }
 
@@ -45,17 +46,12 @@ typedef struct query {
 /* Embed image-file queries with the index's model into rows of out. */
 static int embed_images(const dp_index *ix, query *qs, size_t nq, float *out)
 {
-    (void)ix;
-    (void)out;
-    for (size_t i = 0; i < nq; i++)
-        if (qs[i].image) {
-            fprintf(stderr,
-                    "doppel search: '%s' is neither @ID nor a stored path, and searching by "
-                    "image file is not available in this build\n",
-                    qs[i].image);
-            return -1;
-        }
-    return 0;
+    const char **paths = calloc(nq, sizeof *paths);
+    if (!paths) return -1;
+    for (size_t i = 0; i < nq; i++) paths[i] = qs[i].image;
+    int rc = dp_cli_embed_queries(ix, paths, nq, out);
+    free(paths);
+    return rc;
 }
 
 int dp_cmd_search(int argc, char **argv)
@@ -65,9 +61,10 @@ int dp_cmd_search(int argc, char **argv)
                                          {"max-distance", required_argument, 0, 'D'},
                                          {"threads", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"grid", required_argument, 0, 'G'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *vec_file = NULL;
+    const char *vec_file = NULL, *grid = NULL;
     dp_search_params sp = dp_search_default_params();
     sp.k = 5;
     bool as_json = false;
@@ -102,6 +99,9 @@ int dp_cmd_search(int argc, char **argv)
             break;
         case 'j':
             as_json = true;
+            break;
+        case 'G':
+            grid = optarg;
             break;
         case 'h':
             help(stdout);
@@ -251,6 +251,30 @@ int dp_cmd_search(int argc, char **argv)
         json_decref(root);
     }
     rc = DP_EXIT_OK;
+    if (grid) {
+        /* Stored queries are drawn from the indexed folder, image queries as given. */
+        const char **names = calloc(nq, sizeof *names), **imgs = calloc(nq, sizeof *imgs);
+        char **own = calloc(nq, sizeof *own);
+        const char *root = NULL;
+        if (dp_index_get_meta_str(ix, "source.root", &root)) root = NULL;
+        for (size_t i = 0; names && imgs && own && i < nq; i++) {
+            names[i] = qs[i].name;
+            dp_index_entry e;
+            if (qs[i].image)
+                imgs[i] = qs[i].image;
+            else if (qs[i].exclude != UINT64_MAX && !dp_index_get(ix, qs[i].exclude, &e))
+                imgs[i] = own[i] = root ? g_build_filename(root, e.path, NULL) : g_strdup(e.path);
+        }
+        if (!names || !imgs || !own ||
+            dp_cli_search_grid(ix, grid, names, imgs, nq, ids, dist, sp.k))
+            rc = DP_EXIT_ERROR;
+        else if (!as_json)
+            fprintf(stderr, "grid written to %s\n", grid);
+        for (size_t i = 0; own && i < nq; i++) g_free(own[i]);
+        free(own);
+        free(names);
+        free(imgs);
+    }
 done:
     if (qs)
         for (size_t i = 0; i < nq; i++)

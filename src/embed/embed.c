@@ -2,6 +2,7 @@
  * at index time and at query time (see include/doppel/embed.h). */
 #include "doppel/embed.h"
 #include "doppel/model.h"
+#include "embed/classic.h"
 #include "util/util.h"
 
 #include <jansson.h>
@@ -240,8 +241,17 @@ int dp_embedder_open(const dp_embedder_params *p, dp_embedder **out)
     if (!e) return dp_set_error(DP_ERR_NOMEM, "dp_embedder_open: out of memory");
     e->max_pixels = p->max_pixels;
     const char *model = p->model ? p->model : DP_DEFAULT_MODEL;
-    int rc;
-    if (ends_with(model, ".onnx")) {
+    int rc = 0;
+    if (!strcmp(model, "hist") || !strcmp(model, "phash")) {
+        /* Classic featurisers: the slot already holds the final vector. */
+        bool hist = model[0] == 'h';
+        e->kind = hist ? KIND_HIST : KIND_PHASH;
+        snprintf(e->name, sizeof e->name, "%s", model);
+        e->dim = hist ? DP_HIST_DIM : 64;
+        e->slot_floats = (size_t)e->dim;
+        const char *desc = hist ? "hist:v1:hsv8x8x8:sqrt-l1:fit256" : "phash:v1:dct32:8x8-no-dc:pm1/8";
+        dp_sha256_hex(desc, strlen(desc), e->fingerprint);
+    } else if (ends_with(model, ".onnx")) {
         const char *base = strrchr(model, '/');
         snprintf(e->name, sizeof e->name, "%s", base ? base + 1 : model);
         rc = open_cnn(e, p, model);
@@ -280,14 +290,42 @@ int dp_embedder_describe(const dp_embedder *e, dp_embedder_info *info)
     return 0;
 }
 
+/* The classic featurisers decode themselves; the image size for the index
+ * comes from a header read, which libvips does without decoding pixels. */
+static int classic_prepare(const dp_embedder *e, const void *data, size_t size, const char *path,
+                           float *slot, dp_image_info *info)
+{
+    int rc;
+    if (e->kind == KIND_HIST) {
+        rc = data ? dp_classic_hist_memory(data, size, path, e->max_pixels, slot)
+                  : dp_classic_hist(path, e->max_pixels, slot);
+    } else {
+        uint64_t h;
+        rc = data ? dp_classic_phash_memory(data, size, path, e->max_pixels, &h)
+                  : dp_classic_phash(path, e->max_pixels, &h);
+        if (!rc) dp_classic_phash_to_vec(h, slot);
+    }
+    if (!rc && info) {
+        dp_preprocess probe = dp_preprocess_default();
+        probe.width = probe.height = 1;
+        probe.max_pixels = e->max_pixels;
+        float px[3];
+        rc = data ? dp_image_load_tensor_memory(data, size, path, &probe, px, info)
+                  : dp_image_load_tensor(path, &probe, px, info);
+    }
+    return rc;
+}
+
 int dp_embedder_prepare(const dp_embedder *e, const char *path, float *slot, dp_image_info *info)
 {
+    if (e->kind != KIND_CNN) return classic_prepare(e, NULL, 0, path, slot, info);
     return dp_image_load_tensor(path, &e->pre, slot, info);
 }
 
 int dp_embedder_prepare_memory(const dp_embedder *e, const void *data, size_t size,
                                const char *name, float *slot, dp_image_info *info)
 {
+    if (e->kind != KIND_CNN) return classic_prepare(e, data, size, name, slot, info);
     return dp_image_load_tensor_memory(data, size, name, &e->pre, slot, info);
 }
 
@@ -321,6 +359,10 @@ static void pool_output(const dp_embedder *e, const dp_tensor *t, size_t n, floa
 int dp_embedder_run(dp_embedder *e, const float *slots, size_t n, float *out)
 {
     if (n == 0) return 0;
+    if (e->kind != KIND_CNN) {
+        memcpy(out, slots, n * (size_t)e->dim * sizeof *out);
+        return 0;
+    }
     /* Bounded batches keep activation memory flat whatever the caller sends. */
     const size_t max_batch = 64;
     for (size_t b = 0; b < n; b += max_batch) {
