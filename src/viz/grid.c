@@ -92,9 +92,16 @@ int dp_viz_grid(const char *out_png, const dp_grid_cell *cells, size_t n, const 
         cairo_rectangle(cr, cx, cy, thumb, thumb);
         cairo_fill(cr);
         if (ok) {
+            /* Small images (icons, emoji) are scaled up to fill the cell. */
             cairo_surface_t *img = rgb_surface(rgb, w, h);
-            cairo_set_source_surface(cr, img, cx + (thumb - w) / 2, cy + (thumb - h) / 2);
+            double sc = (double)thumb / (w > h ? w : h);
+            cairo_save(cr);
+            cairo_translate(cr, cx + (thumb - w * sc) / 2, cy + (thumb - h * sc) / 2);
+            cairo_scale(cr, sc, sc);
+            cairo_set_source_surface(cr, img, 0, 0);
+            cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
             cairo_paint(cr);
+            cairo_restore(cr);
             cairo_surface_destroy(img);
         } else if (c->image_path) {
             cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
