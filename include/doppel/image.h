@@ -54,6 +54,13 @@ typedef struct dp_image_info {
  * it too. */
 DP_API int dp_image_init(void);
 
+/* Read only the header: size after EXIF orientation, bands, format. No
+ * pixels are decoded (a fraction of a millisecond), so no pixel limit
+ * applies; corrupt headers and non-images still fail with the file named. */
+DP_API int dp_image_probe(const char *path, dp_image_info *info);
+DP_API int dp_image_probe_memory(const void *data, size_t size, const char *name,
+                                 dp_image_info *info);
+
 /* Decode `path` and write 3 x height x width floats (CHW) to out.
  * info may be NULL. */
 DP_API int dp_image_load_tensor(const char *path, const dp_preprocess *p, float *out,

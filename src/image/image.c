@@ -371,6 +371,34 @@ fail:
     return rc;
 }
 
+static int probe(const src_desc *s, dp_image_info *info)
+{
+    if (!info) return dp_set_error(DP_ERR_INVALID, "%s: NULL info", s->name);
+    int rc = dp_image_init();
+    if (rc || (rc = check_input(s))) return rc;
+    VipsSource *src = open_source(s);
+    if (!src) return vips_fail(s, "cannot open");
+    header hd;
+    rc = read_header(src, s, UINT64_MAX, &hd);
+    g_object_unref(src);
+    if (rc) return rc;
+    fill_info(&hd, info);
+    return 0;
+}
+
+int dp_image_probe(const char *path, dp_image_info *info)
+{
+    if (!path) return dp_set_error(DP_ERR_INVALID, "dp_image_probe: NULL path");
+    src_desc s = {.path = path, .name = path};
+    return probe(&s, info);
+}
+
+int dp_image_probe_memory(const void *data, size_t size, const char *name, dp_image_info *info)
+{
+    src_desc s = {.data = data, .size = size, .name = name ? name : "<memory>"};
+    return probe(&s, info);
+}
+
 static int check_preprocess(const dp_preprocess *p)
 {
     if (!p) return dp_set_error(DP_ERR_INVALID, "dp_image_load_tensor: NULL preprocess");

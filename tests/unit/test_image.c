@@ -347,6 +347,22 @@ static void test_orientation(void)
     free(rgb);
 }
 
+static void test_probe(void)
+{
+    dp_image_info info;
+    CHECK(dp_image_probe(tpath("orient6.jpg"), &info) == 0, "%s", dp_last_error());
+    CHECK(info.width == 32 && info.height == 64 && info.bands == 3 &&
+              strcmp(info.format, "jpeg") == 0,
+          "probe %dx%d %d %s", info.width, info.height, info.bands, info.format);
+    /* No pixels are decoded, so a declared 20000 x 20000 is only reported. */
+    CHECK(dp_image_probe(tpath("bomb.png"), &info) == 0 && info.width == 20000 &&
+              strcmp(info.format, "png") == 0,
+          "%s", dp_last_error());
+    CHECK(dp_image_probe(tpath("text.jpg"), &info) == DP_ERR_FORMAT &&
+              strstr(dp_last_error(), "text.jpg"),
+          "%s", dp_last_error());
+}
+
 static void test_alpha(void)
 {
     unsigned char *rgb = NULL;
@@ -690,6 +706,7 @@ int main(void)
     }
     make_files();
     test_orientation();
+    test_probe();
     test_alpha();
     test_grey_cmyk_16bit();
     test_icc();
