@@ -529,6 +529,15 @@ static int def_sum_output(dp_model *m, nn_plan *p, const nn_node *n, int vid, in
     int rb = root(p, sbuf);
     bool steal = rb >= 0 && !p->bufs[rb].ext && !p->bufs[rb].pin &&
                  p->bufs[rb].last_node <= node_id && !m->values[sum_vid].keep;
+    /* never write over a tensor this same node reads (e.g. a residual that
+     * is also the conv's input) */
+    for (int k = 0; k < n->n_in && steal; k++) {
+        if (n->in[k] < 0 || !p->rt[n->in[k]].has) continue;
+        const nn_rt *ir = &p->rt[n->in[k]];
+        if (root(p, ir->buf) == rb || (ir->has_plain && root(p, ir->pbuf) == rb) ||
+            (ir->has_alt && root(p, ir->abuf) == rb))
+            steal = false;
+    }
     if (steal) {
         /* later readers of sum_vid's other layouts are gone too */
         return def_value(m, p, vid, dst_md, rb);
