@@ -126,6 +126,16 @@ static void vips_reason(char *buf, size_t n)
     if (!buf[0]) snprintf(buf, n, "libvips gave no reason");
 }
 
+/* Some loaders leave text in the error buffer on success. It is a fixed
+ * 10 KB that drops new text once full, so junk must not pile up, but
+ * clearing on every success could wipe a reason another thread is about to
+ * copy. Clear only once it holds a lot; the unlocked peek is a heuristic. */
+static void trim_vips_errors(void)
+{
+    const char *b = vips_error_buffer();
+    if (b && strnlen(b, 4096) >= 4096) vips_error_clear();
+}
+
 static int vips_fail(const src_desc *s, const char *what)
 {
     char reason[768];
@@ -364,6 +374,8 @@ fail:
     if (rc) {
         g_free(*pix);
         *pix = NULL;
+    } else {
+        trim_vips_errors();
     }
     if (rgb) g_object_unref(rgb);
     if (thumb) g_object_unref(thumb);

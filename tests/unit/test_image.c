@@ -26,6 +26,7 @@ static int failures;
     } while (0)
 
 static char tmpdir[256];
+static int have_avif;
 
 static const char *tpath(const char *name)
 {
@@ -274,6 +275,19 @@ static void make_files(void)
     if (vips_pngsave(im, tpath("bands.png"), NULL)) die_vips("pngsave bands");
     g_object_unref(im);
 
+    im = make(200, 100, 3, px_bands, VIPS_INTERPRETATION_sRGB);
+    if (vips_webpsave(im, tpath("bands.webp"), "lossless", TRUE, NULL) ||
+        vips_gifsave(im, tpath("bands.gif"), NULL) || vips_tiffsave(im, tpath("bands.tif"), NULL))
+        die_vips("other formats");
+    /* libheif's AV1 encoder is a plugin; its absence is not our bug. */
+    have_avif = vips_heifsave(im, tpath("bands.avif"), "compression",
+                              VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL) == 0;
+    if (!have_avif) {
+        fprintf(stderr, "  no AVIF encoder, AVIF decode not tested: %s", vips_error_buffer());
+        vips_error_clear();
+    }
+    g_object_unref(im);
+
     im = make(40, 30, 3, px_solid, VIPS_INTERPRETATION_sRGB);
     if (vips_pngsave(im, tpath("solid.png"), NULL)) die_vips("pngsave solid");
     g_object_unref(im);
@@ -361,6 +375,28 @@ static void test_probe(void)
     CHECK(dp_image_probe(tpath("text.jpg"), &info) == DP_ERR_FORMAT &&
               strstr(dp_last_error(), "text.jpg"),
           "%s", dp_last_error());
+}
+
+static void test_formats(void)
+{
+    const char *files[] = {"bands.webp", "bands.gif", "bands.tif", "bands.avif"};
+    const char *formats[] = {"webp", "gif", "tiff", "heif"};
+    for (int i = 0; i < 4 - !have_avif; i++) {
+        unsigned char *rgb = NULL;
+        int w, h, l[3], m[3], r[3];
+        dp_image_info info;
+        int rc = dp_image_load_rgb(tpath(files[i]), 0, 0, &rgb, &w, &h, &info);
+        CHECK(rc == 0, "%s", dp_last_error());
+        if (rc) continue;
+        CHECK(w == 200 && h == 100 && strcmp(info.format, formats[i]) == 0, "%s: %dx%d '%s'",
+              files[i], w, h, info.format);
+        rgb_at(rgb, w, 20, 50, l);
+        rgb_at(rgb, w, 100, 50, m);
+        rgb_at(rgb, w, 180, 50, r);
+        CHECK(l[0] > 230 && m[1] > 230 && r[2] > 230 && l[2] < 25 && r[0] < 25, "%s: colours",
+              files[i]);
+        free(rgb);
+    }
 }
 
 static void test_alpha(void)
@@ -707,6 +743,7 @@ int main(void)
     make_files();
     test_orientation();
     test_probe();
+    test_formats();
     test_alpha();
     test_grey_cmyk_16bit();
     test_icc();
