@@ -1745,6 +1745,7 @@ static void *buf_ptr(const nn_plan *p, int b)
     b = root(p, b);
     if (b < 0) return NULL;
     if (p->bufs[b].ext) return p->bufs[b].ptr;
+    if (!p->arena) return NULL; /* every buffer was empty */
     return (char *)p->arena + p->bufs[b].off;
 }
 

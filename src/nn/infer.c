@@ -170,6 +170,9 @@ static int infer_conv(dp_model *m, nn_node *n)
                              sp);
     int64_t g = a->group;
     if (g < 1) return nn_node_error(n, DP_ERR_FORMAT, "group must be positive");
+    if (a->nos && a->nos < sp)
+        return nn_node_error(n, DP_ERR_FORMAT, "output_shape has %d values for %d spatial dims",
+                             a->nos, sp);
     int64_t dims[DP_MAX_DIMS];
     dims[0] = x->dims[0];
     if (n->op == OP_CONV) {

@@ -120,7 +120,9 @@ int nn_tensor_from_proto(const void *proto, int *dtype, int *ndim, int64_t *dims
     void *buf = malloc(bytes ? bytes : 1);
     if (!buf)
         return dp_set_error(DP_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes", nm, bytes);
-    if (t->has_raw_data) {
+    if (bytes == 0) {
+        /* empty tensor: nothing to copy (the source may be NULL) */
+    } else if (t->has_raw_data) {
         memcpy(buf, t->raw_data.data, bytes);
     } else if (dt == DP_F32) {
         memcpy(buf, t->float_data, bytes);

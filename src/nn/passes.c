@@ -14,6 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A node shape inference has checked: live and not waiting on a parameter
+ * input. Rewrites only touch checked nodes (deferred ones may have missing
+ * inputs or wrong ranks that are only reported at run time). */
+static bool checked(const dp_model *m, const nn_node *n)
+{
+    if (n->dead) return false;
+    for (int o = 0; o < n->n_out; o++)
+        if (n->out[o] >= 0 && m->values[n->out[o]].deferred) return false;
+    return n->n_out > 0 && n->out[0] >= 0;
+}
+
 static void count_uses(dp_model *m)
 {
     for (int i = 0; i < m->n_values; i++)
@@ -95,7 +106,7 @@ static void remove_identity(dp_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *n = &m->nodes[i];
-        if (n->dead || (n->op != OP_IDENTITY && n->op != OP_DROPOUT)) continue;
+        if (!checked(m, n) || (n->op != OP_IDENTITY && n->op != OP_DROPOUT)) continue;
         if (n->n_out > 1 && n->out[1] >= 0 && m->values[n->out[1]].n_uses) continue;
         int x = n->in[0], y = n->out[0];
         if (m->values[y].keep) continue;
@@ -145,7 +156,7 @@ static int fold_bn(dp_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *bn = &m->nodes[i];
-        if (bn->dead || bn->op != OP_BN) continue;
+        if (!checked(m, bn) || bn->op != OP_BN) continue;
         int x = bn->in[0];
         int p = m->values[x].producer;
         if (p < 0 || m->values[x].keep) continue;
@@ -206,7 +217,7 @@ static void fold_pad(dp_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *cv = &m->nodes[i];
-        if (cv->dead || cv->op != OP_CONV || cv->a.auto_pad) continue;
+        if (!checked(m, cv) || cv->op != OP_CONV || cv->a.auto_pad) continue;
         int x = cv->in[0], p = m->values[x].producer;
         if (p < 0 || m->values[x].keep) continue;
         nn_node *pad = &m->nodes[p];
@@ -334,7 +345,7 @@ static void fuse(dp_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *n = &m->nodes[i];
-        if (n->dead) continue;
+        if (!checked(m, n)) continue;
         bool elt = nn_op_is_eltwise(n->op);
         bool add = n->op == OP_ADD && n->n_in == 2;
         if (!elt && !add) continue;

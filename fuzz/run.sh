@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build every libFuzzer target (clang, ASan+UBSan) and run each for N seconds.
+#   fuzz/run.sh [seconds] [target...]      (default 60 s, all fuzz/fuzz_*.c)
+# Seeds: fuzz_onnx starts from the ONNX node-test models when Debian's
+# libonnx-testdata is installed; corpora live in a temp dir, never the repo.
+set -euo pipefail
+secs=${1:-60}
+shift || true
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${DP_FUZZ_BUILD:-$root/build-fuzz}
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DDP_FUZZ=ON -DDP_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in "$root"/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
+fi
+cmake --build "$build" -j2 --target "${targets[@]}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+status=0
+for t in "${targets[@]}"; do
+  corpus="$work/$t"
+  mkdir -p "$corpus"
+  if [ "$t" = fuzz_onnx ] && [ -d /usr/share/libonnx-testdata/data/node ]; then
+    i=0
+    for mdl in /usr/share/libonnx-testdata/data/node/*/model.onnx; do
+      cp "$mdl" "$corpus/seed$i.onnx"; i=$((i + 1))
+    done
+  fi
+  echo "== $t for ${secs}s"
+  # ASAN_OPTIONS: oneDNN's JIT and OpenMP keep allocations alive on purpose
+  if ! ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
+      -max_len=1048576 -artifact_prefix="$work/$t-" "$corpus"; then
+    status=1
+    mkdir -p "$root/build-fuzz/crashes"
+    cp "$work/$t"-* "$root/build-fuzz/crashes/" 2>/dev/null || true
+    echo "$t: crash; inputs copied to build-fuzz/crashes/"
+  fi
+done
+exit $status
