@@ -291,7 +291,7 @@ int dp_embedder_describe(const dp_embedder *e, dp_embedder_info *info)
 }
 
 /* The classic featurisers decode themselves; the image size for the index
- * comes from a header read, which libvips does without decoding pixels. */
+ * comes from a header-only probe. */
 static int classic_prepare(const dp_embedder *e, const void *data, size_t size, const char *path,
                            float *slot, dp_image_info *info)
 {
@@ -305,14 +305,8 @@ static int classic_prepare(const dp_embedder *e, const void *data, size_t size, 
                   : dp_classic_phash(path, e->max_pixels, &h);
         if (!rc) dp_classic_phash_to_vec(h, slot);
     }
-    if (!rc && info) {
-        dp_preprocess probe = dp_preprocess_default();
-        probe.width = probe.height = 1;
-        probe.max_pixels = e->max_pixels;
-        float px[3];
-        rc = data ? dp_image_load_tensor_memory(data, size, path, &probe, px, info)
-                  : dp_image_load_tensor(path, &probe, px, info);
-    }
+    if (!rc && info)
+        rc = data ? dp_image_probe_memory(data, size, path, info) : dp_image_probe(path, info);
     return rc;
 }
 
