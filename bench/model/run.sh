@@ -55,7 +55,8 @@ trap 'rm -rf "$TMP"' EXIT
 RESULTS=$TMP/results.jsonl
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-echo "bench: $(nproc) cores ($cpu), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+echo "bench: $(nproc) cores ($cpu), load average $LOAD_START" >&2
 
 for name in "${MODELS[@]}"; do
   bash "$ROOT/tools/fetch_models.sh" "$name" >&2
@@ -81,9 +82,10 @@ print(d["input"]["width"], d["input"]["height"], d["embedding"]["node"])' "$ROOT
 done
 
 TABLE=$TMP/table.md
-"$PYTHON" - "$RESULTS" "$cpu" "$(nproc)" "$REPS" "$WARMUP" "$ROUNDS" >"$TABLE" <<'EOF'
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+"$PYTHON" - "$RESULTS" "$cpu" "$(nproc)" "$REPS" "$WARMUP" "$ROUNDS" "$LOAD_START" "$LOAD_END" >"$TABLE" <<'EOF'
 import json, statistics, sys, datetime
-path, cpu, ncores, reps, warmup, rounds = sys.argv[1:]
+path, cpu, ncores, reps, warmup, rounds, load0, load1 = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 cells = {}
 for r in rows:
@@ -95,17 +97,21 @@ for r in rows:
 ort_version = next((r["version"] for r in rows if r["engine"] == "ort"), "?")
 print(f"Measured {datetime.date.today()} on {ncores} cores ({cpu}); doppel vs onnxruntime-node "
       f"{ort_version}; {warmup} warm-up runs, then {rounds} rounds x {reps} timed runs per engine "
-      f"and cell, engines alternating; median shown.")
+      f"and cell, engines alternating. 1-minute load average {load0} at the start, {load1} at "
+      f"the end (the machine is shared: other processes compete for the same cores). Ratio = "
+      f"doppel time / ORT time, below 1 means doppel is faster; 'median' compares the medians, "
+      f"'best' the fastest run of each engine, which is less sensitive to other load.")
 print()
-print("| model (graph up to) | threads | batch | doppel ms/batch | ORT ms/batch | doppel img/s | ORT img/s | doppel/ORT time |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| model (graph up to) | threads | batch | doppel ms/batch | ORT ms/batch | doppel img/s | ORT img/s | doppel/ORT median | doppel/ORT best |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (name, t, b), c in sorted(cells.items()):
     d, o = c.get("doppel"), c.get("ort")
     if not d or not o:
         continue
     dm, om = statistics.median(d["times"]), statistics.median(o["times"])
+    dbest, obest = min(d["times"]), min(o["times"])
     node = {"inception-v3": "mixed6", "mobilenet-v2-mid": "expanded_conv_13/expand"}.get(name, "")
-    print(f"| {name} ({node}) | {t} | {b} | {dm:.1f} | {om:.1f} | {1000*b/dm:.1f} | {1000*b/om:.1f} | **{dm/om:.2f}** |")
+    print(f"| {name} ({node}) | {t} | {b} | {dm:.1f} | {om:.1f} | {1000*b/dm:.1f} | {1000*b/om:.1f} | **{dm/om:.2f}** | {dbest/obest:.2f} |")
 print()
 print("Peak RSS of the benchmarking process (MB; the ORT figure includes Node.js itself, about 45 MB):")
 print()

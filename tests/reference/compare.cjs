@@ -231,8 +231,9 @@ async function main() {
       ok = ok && pass;
       report.checks.push({ ref: r, got: g, what, ...c, pass });
       const detail = c.error ? c.error :
-        `worst cosine ${c.cos.toFixed(8)}, worst max|err|/max|ref| ${c.rel.toExponential(2)}` +
-        (what === 'embedding' ? `, worst pooled cosine ${c.pooledCos.toFixed(8)}` : '');
+        `worst 1-cosine ${(1 - c.cos).toExponential(2)}, worst max|err|/max|ref| ` +
+        `${c.rel.toExponential(2)}` +
+        (what === 'embedding' ? `, worst pooled 1-cosine ${(1 - c.pooledCos).toExponential(2)}` : '');
       console.log(`  ${pass ? 'ok  ' : 'FAIL'} ${g} vs ${r} ${what}: ${detail}`);
     }
   }
