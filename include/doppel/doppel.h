@@ -5,6 +5,7 @@
 
 #include "doppel/common.h"
 #include "doppel/embed.h"
+#include "doppel/eval.h"
 #include "doppel/image.h"
 #include "doppel/index.h"
 #include "doppel/ingest.h"
