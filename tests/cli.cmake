@@ -3,3 +3,9 @@ add_test(NAME cli_index_dir
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_index_dir.sh $<TARGET_FILE:doppel_cli> hist)
 add_test(NAME cli_index_dir_cnn
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_index_dir.sh $<TARGET_FILE:doppel_cli> mobilenet-v2-mid)
+# kill -9 during indexing, 20 times (needs samples-eval from tools/make_samples.sh).
+find_program(DP_SYS_PYTHON /usr/bin/python3)
+add_test(NAME cli_kill9
+  COMMAND ${DP_SYS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_kill9.py $<TARGET_FILE:doppel_cli>
+          ${CMAKE_SOURCE_DIR}/samples-eval)
+set_tests_properties(cli_kill9 PROPERTIES LABELS slow TIMEOUT 1800)

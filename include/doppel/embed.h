@@ -58,6 +58,7 @@ DP_API void dp_embedder_free(dp_embedder *e);
 
 typedef struct dp_embedder_info {
     const char *name;        /* "inception-v3", a file name, "hist" */
+    const char *spec;        /* what was asked for: a name or an .onnx path */
     const char *model_path;  /* the .onnx file, or "" */
     const char *node;        /* embedding node, or "" */
     const char *fingerprint; /* 64 hex chars */

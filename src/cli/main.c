@@ -10,6 +10,7 @@
 
 static const dp_cli_cmd commands[] = {
     {"eval", "accuracy of the embeddings against the stored labels", dp_cmd_eval},
+    {"export", "write an index's vectors (.npy) and metadata (.tsv)", dp_cmd_export},
     {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
     {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
     {"index", "build or update an index from a folder or a vector file", dp_cmd_index},

@@ -27,6 +27,7 @@ enum { POOL_NONE, POOL_AVG, POOL_MAX };
 struct dp_embedder {
     int kind;
     char name[256];
+    char spec[4096];
     char model_path[4096];
     char node[512];
     char fingerprint[65];
@@ -241,6 +242,7 @@ int dp_embedder_open(const dp_embedder_params *p, dp_embedder **out)
     if (!e) return dp_set_error(DP_ERR_NOMEM, "dp_embedder_open: out of memory");
     e->max_pixels = p->max_pixels;
     const char *model = p->model ? p->model : DP_DEFAULT_MODEL;
+    snprintf(e->spec, sizeof e->spec, "%s", model);
     int rc = 0;
     if (!strcmp(model, "hist") || !strcmp(model, "phash")) {
         /* Classic featurisers: the slot already holds the final vector. */
@@ -281,6 +283,7 @@ void dp_embedder_free(dp_embedder *e)
 int dp_embedder_describe(const dp_embedder *e, dp_embedder_info *info)
 {
     info->name = e->name;
+    info->spec = e->spec;
     info->model_path = e->model_path;
     info->node = e->node;
     info->fingerprint = e->fingerprint;

@@ -279,7 +279,10 @@ int dp_ingest_dir(dp_embedder *e, const char *dir, const char *index_path,
     char *absdir = realpath(dir, NULL);
     rc = dp_index_set_meta_str(ix, "source.root", absdir ? absdir : dir);
     free(absdir);
-    if (!rc) rc = dp_index_set_meta_str(ix, "source.model", ei.model_path[0] ? ei.model_path : ei.name);
+    /* A model path is stored absolute so searches from elsewhere find it. */
+    char *abs_model = ei.model_path[0] && strchr(ei.spec, '/') ? realpath(ei.spec, NULL) : NULL;
+    if (!rc) rc = dp_index_set_meta_str(ix, "source.model", abs_model ? abs_model : ei.spec);
+    free(abs_model);
     if (rc) goto done;
 
     /* Hash every file and decide what needs embedding. */
