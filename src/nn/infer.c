@@ -405,6 +405,7 @@ static int infer_node(dp_model *m, nn_node *n)
         if (n->n_in == 1) return set_shape(n, y, x->ndim, x->dims, x->dtype);
         if (n->n_in != 2)
             return nn_node_error(n, DP_ERR_UNSUPPORTED, "only 1 or 2 inputs are supported");
+        if (n->in[1] < 0) return nn_node_error(n, DP_ERR_FORMAT, "input 1 is empty");
         nn_value *b = &m->values[n->in[1]];
         if (x->dtype != b->dtype) return nn_node_error(n, DP_ERR_FORMAT, "input types differ");
         if (x->dtype != DP_F32 && x->dtype != DP_I64)

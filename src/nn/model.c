@@ -112,17 +112,16 @@ static int open_common(const void *data, size_t size, const dp_model_params *par
     m->flops = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node *n = &m->nodes[i];
-        if (n->dead) continue;
+        if (n->dead || n->n_out < 1 || n->out[0] < 0) continue;
         const nn_value *y = &m->values[n->out[0]];
+        if (y->deferred) continue; /* shape known only at run time */
         if (n->op == OP_CONV || n->op == OP_CONVT) {
             const nn_value *w = &m->values[n->in[1]];
             double k = 1;
             for (int d = 1; d < w->ndim; d++)
                 k *= (double)w->dims[d];
             const nn_value *x = &m->values[n->in[0]];
-            double macs = n->op == OP_CONV
-                              ? (double)nn_numel(y) * k
-                              : (double)nn_numel(x) * k * (double)w->dims[1] / (double)w->dims[1];
+            double macs = n->op == OP_CONV ? (double)nn_numel(y) * k : (double)nn_numel(x) * k;
             m->flops += 2 * macs;
         } else if (n->op == OP_GEMM || n->op == OP_MATMUL) {
             const nn_value *a = &m->values[n->in[0]];
