@@ -9,3 +9,8 @@ add_test(NAME cli_kill9
   COMMAND ${DP_SYS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_kill9.py $<TARGET_FILE:doppel_cli>
           ${CMAKE_SOURCE_DIR}/samples-eval)
 set_tests_properties(cli_kill9 PROPERTIES LABELS slow TIMEOUT 1800)
+foreach(m phash mobilenet-v2-mid)
+  add_test(NAME cli_dedup_${m}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_dedup.sh $<TARGET_FILE:doppel_cli>
+            ${CMAKE_SOURCE_DIR}/samples ${m})
+endforeach()

@@ -44,6 +44,7 @@ void dp_progress_end(dp_progress *p, uint64_t done);
 int dp_cmd_model(int argc, char **argv);
 int dp_cmd_embed(int argc, char **argv);
 int dp_cmd_eval(int argc, char **argv);
+int dp_cmd_dedup(int argc, char **argv);
 int dp_cmd_export(int argc, char **argv);
 int dp_cmd_index(int argc, char **argv);
 int dp_cmd_search(int argc, char **argv);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 static const dp_cli_cmd commands[] = {
+    {"dedup", "find groups of near-duplicate images", dp_cmd_dedup},
     {"eval", "accuracy of the embeddings against the stored labels", dp_cmd_eval},
     {"export", "write an index's vectors (.npy) and metadata (.tsv)", dp_cmd_export},
     {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
