@@ -105,7 +105,8 @@ DP_API int dp_index_create(const char *path, const dp_index_create_params *p, dp
  * (newer format version), DP_ERR_MISMATCH (expect_fingerprint differs). */
 DP_API int dp_index_open(const char *path, const dp_index_open_params *p, dp_index **out);
 /* Same, from bytes in memory (read-only; the fuzz target's entry point).
- * The buffer must outlive the index. name is used in messages. */
+ * The bytes are copied (sections need their alignment). name is used in
+ * messages. */
 DP_API int dp_index_open_memory(const void *data, size_t size, const char *name,
                                 const dp_index_open_params *p, dp_index **out);
 DP_API void dp_index_free(dp_index *ix);
@@ -235,10 +236,12 @@ typedef struct dp_search_params {
      * from several threads at once. */
     dp_id_filter_fn filter;
     void *filter_user_data;
-    /* Worker threads; 0 = all cores (OpenMP's default). */
+    /* Worker threads of the scan path; 0 = all cores (OpenMP's default).
+     * The GEMM path's threads are OpenBLAS's (OPENBLAS_NUM_THREADS). */
     int threads;
     /* Queries at or above which the BLAS GEMM path is used (default 16);
-     * 0 disables it. Only for L2, IP and cosine. */
+     * 0 disables it. Only for L2, IP and cosine. Its distances come from
+     * |x|^2 - 2 x.q + |q|^2 and can differ from the scan's in the last bits. */
     size_t gemm_min_queries;
 } dp_search_params;
 

@@ -9,8 +9,9 @@
  *
  * Many queries (L2, IP, cosine): distances come from a BLAS GEMM per block of
  * rows, |x - q|^2 = |x|^2 - 2 x.q + |q|^2, ranking by |x|^2 - 2 x.q (the |q|^2
- * term is the same for every row and is added at the end); the selection
- * then runs in parallel over queries. */
+ * term is the same for every row and is added at the end). OpenBLAS threads
+ * the GEMM; the selection after it is about a tenth of the work and runs on
+ * the calling thread. */
 #include "index_internal.h"
 
 #include "linalg/dist.h"
@@ -119,14 +120,31 @@ static void kernel(const search_ctx *c, const float *q, float qinv, const float 
         break;
     case DP_METRIC_IP:
         c->ops->dot(q, x, n, dim, out);
-        for (size_t i = 0; i < n; i++)
-            out[i] = -out[i];
+        c->ops->affine(out, NULL, -1.0f, 0.0f, n);
         break;
     default:
         c->ops->dot(q, x, n, dim, out);
-        for (size_t i = 0; i < n; i++)
-            out[i] = 1.0f - out[i] * qinv;
+        c->ops->affine(out, NULL, -qinv, 1.0f, n);
         break;
+    }
+}
+
+/* Offer keys[0..m) of rows row0.. to one query's heap. Rows arrive in
+ * ascending order for each heap, so an equal key never beats the root and a
+ * strict compare against the current k-th key is exact. Almost every key is
+ * above it: the ISA kernel's first_below skips those 8 or 16 at a time. */
+static inline void select_block(const search_ctx *c, heap *h, const float *keys, size_t m,
+                                const dpx_seg *s, size_t local0, size_t q, float lim)
+{
+    const size_t k = c->k;
+    /* Candidates must be < thr and <= lim: fold lim into one threshold. */
+    const float cap = lim < INFINITY ? nextafterf(lim, INFINITY) : INFINITY;
+    float thr = h->n < k ? cap : fminf(h->d[0], cap);
+    for (size_t i = c->ops->first_below(keys, m, thr); i < m;
+         i = i + 1 + c->ops->first_below(keys + i + 1, m - i - 1, thr)) {
+        if (!admit(c, s, local0 + i, q)) continue;
+        heap_push(h, k, keys[i], s->row0 + local0 + i);
+        if (h->n == k) thr = fminf(h->d[0], cap);
     }
 }
 
@@ -248,14 +266,7 @@ static int search_scan(const search_ctx *c, const float *queries, size_t q0, siz
                 const float *x = s->vec + b * dim;
                 for (size_t q = 0; q < nq; q++) {
                     kernel(c, queries + (q0 + q) * dim, qinv[q], x, m, dim, buf);
-                    heap *h = &mine[q];
-                    for (size_t i = 0; i < m; i++) {
-                        uint64_t row = s->row0 + b + i;
-                        float d = buf[i];
-                        if (!(d <= maxd) || !heap_wants(h, k, d, row)) continue;
-                        if (!admit(c, s, b + i, q0 + q)) continue;
-                        heap_push(h, k, d, row);
-                    }
+                    select_block(c, &mine[q], buf, m, s, b, q0 + q, maxd);
                 }
             }
         }
@@ -288,7 +299,6 @@ static int search_gemm(const search_ctx *c, const float *queries, size_t q0, siz
 {
     const dp_index *ix = c->ix;
     const size_t dim = ix->dim, k = c->k;
-    int nt = c->p->threads > 0 ? c->p->threads : omp_get_max_threads();
     int rc = 0;
     heap *heaps = calloc(nq, sizeof *heaps);
     float *hd = malloc((nq * k > 0 ? nq * k : 1) * sizeof(float));
@@ -314,21 +324,20 @@ static int search_gemm(const search_ctx *c, const float *queries, size_t q0, siz
             const float *x = s->vec + b * dim;
             dp_sgemm_nt(nq, m, dim, Q, dim, x, dim, dots, m);
             if (metric == DP_METRIC_L2) c->ops->sqnorm(x, m, dim, xn);
-#pragma omp parallel for num_threads(nt) schedule(static)
+            /* Selection stays on this thread: OpenMP workers spinning
+             * between blocks would steal the cores OpenBLAS's threads need
+             * for the next GEMM (measured: 3-4x slower than serial). */
             for (size_t q = 0; q < nq; q++) {
-                heap *h = &heaps[q];
-                const float *dq = dots + q * m;
-                /* Ranking key and the bound it must meet for max_distance. */
+                float *dq = dots + q * m;
+                /* Ranking key (in place) and the bound it must meet. */
                 float lim = metric == DP_METRIC_L2 ? maxd - qn[q] : maxd;
-                for (size_t i = 0; i < m; i++) {
-                    float key = metric == DP_METRIC_L2   ? xn[i] - 2.0f * dq[i]
-                                : metric == DP_METRIC_IP ? -dq[i]
-                                                         : 1.0f - dq[i] * qinv[q];
-                    uint64_t row = s->row0 + b + i;
-                    if (!(key <= lim) || !heap_wants(h, k, key, row)) continue;
-                    if (!admit(c, s, b + i, q0 + q)) continue;
-                    heap_push(h, k, key, row);
-                }
+                if (metric == DP_METRIC_L2)
+                    c->ops->affine(dq, xn, -2.0f, 0.0f, m);
+                else if (metric == DP_METRIC_IP)
+                    c->ops->affine(dq, NULL, -1.0f, 0.0f, m);
+                else
+                    c->ops->affine(dq, NULL, -qinv[q], 1.0f, m);
+                select_block(c, &heaps[q], dq, m, s, b, q0 + q, lim);
             }
         }
     }

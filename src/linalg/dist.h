@@ -23,6 +23,12 @@ typedef struct dp_dist_ops_t {
     void (*l1)(const float *q, const float *x, size_t n, size_t dim, float *out);
     /* out[i] = sum_j x[i*dim + j]^2 */
     void (*sqnorm)(const float *x, size_t n, size_t dim, float *out);
+    /* v[i] = alpha * v[i] + beta (+ add[i] when add is not NULL): turns
+     * GEMM dot products into ranking keys in place. */
+    void (*affine)(float *v, const float *add, float alpha, float beta, size_t n);
+    /* Index of the first v[i] < thr, or n: the top-k filter's fast path
+     * (almost every key is above the current k-th). NaN never qualifies. */
+    size_t (*first_below)(const float *v, size_t n, float thr);
 } dp_dist_ops_t;
 
 /* The best variant for this CPU, chosen once. */

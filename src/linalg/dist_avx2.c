@@ -6,6 +6,7 @@
 #include "util/util.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 enum { OP_L2, OP_DOT, OP_L1, OP_SQ };
 
@@ -99,7 +100,42 @@ static void sqnorm_avx2(const float *x, size_t n, size_t dim, float *out)
     run(OP_SQ, NULL, x, n, dim, out);
 }
 
-static const dp_dist_ops_t ops_avx2 = {"avx2", l2sq_avx2, dot_avx2, l1_avx2, sqnorm_avx2};
+static void affine_avx2(float *v, const float *add, float alpha, float beta, size_t n)
+{
+    const __m256 a = _mm256_set1_ps(alpha), b = _mm256_set1_ps(beta);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 r = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + i), b);
+        if (add) r = _mm256_add_ps(r, _mm256_loadu_ps(add + i));
+        _mm256_storeu_ps(v + i, r);
+    }
+    for (; i < n; i++)
+        v[i] = fmaf(alpha, v[i], beta) + (add ? add[i] : 0.0f);
+}
+
+static size_t first_below_avx2(const float *v, size_t n, float thr)
+{
+    const __m256 t = _mm256_set1_ps(thr);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 c0 = _mm256_cmp_ps(_mm256_loadu_ps(v + i), t, _CMP_LT_OQ);
+        __m256 c1 = _mm256_cmp_ps(_mm256_loadu_ps(v + i + 8), t, _CMP_LT_OQ);
+        __m256 c2 = _mm256_cmp_ps(_mm256_loadu_ps(v + i + 16), t, _CMP_LT_OQ);
+        __m256 c3 = _mm256_cmp_ps(_mm256_loadu_ps(v + i + 24), t, _CMP_LT_OQ);
+        __m256 any = _mm256_or_ps(_mm256_or_ps(c0, c1), _mm256_or_ps(c2, c3));
+        if (_mm256_movemask_ps(any)) break;
+    }
+    for (; i + 8 <= n; i += 8) {
+        int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + i), t, _CMP_LT_OQ));
+        if (m) return i + (size_t)__builtin_ctz((unsigned)m);
+    }
+    for (; i < n; i++)
+        if (v[i] < thr) return i;
+    return n;
+}
+
+static const dp_dist_ops_t ops_avx2 = {"avx2",      l2sq_avx2,   dot_avx2,        l1_avx2,
+                                       sqnorm_avx2, affine_avx2, first_below_avx2};
 
 const dp_dist_ops_t *dp_dist_ops_avx2(void)
 {

@@ -82,8 +82,30 @@ static void sqnorm_avx512(const float *x, size_t n, size_t dim, float *out)
     run(OP_SQ, NULL, x, n, dim, out);
 }
 
-static const dp_dist_ops_t ops_avx512 = {"avx512", l2sq_avx512, dot_avx512, l1_avx512,
-                                         sqnorm_avx512};
+static void affine_avx512(float *v, const float *add, float alpha, float beta, size_t n)
+{
+    const __m512 a = _mm512_set1_ps(alpha), b = _mm512_set1_ps(beta);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 r = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, v + i), b);
+        if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, add + i));
+        _mm512_mask_storeu_ps(v + i, m, r);
+    }
+}
+
+static size_t first_below_avx512(const float *v, size_t n, float thr)
+{
+    const __m512 t = _mm512_set1_ps(thr);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __mmask16 lt = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, v + i), t, _CMP_LT_OQ);
+        if (lt) return i + (size_t)__builtin_ctz((unsigned)lt);
+    }
+    return n;
+}
+
+static const dp_dist_ops_t ops_avx512 = {"avx512",      l2sq_avx512,   dot_avx512,        l1_avx512,
+                                         sqnorm_avx512, affine_avx512, first_below_avx512};
 
 const dp_dist_ops_t *dp_dist_ops_avx512(void)
 {

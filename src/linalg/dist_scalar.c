@@ -66,8 +66,21 @@ static void sqnorm_scalar(const float *x, size_t n, size_t dim, float *out)
         dot_scalar(x + i * dim, x + i * dim, 1, dim, out + i);
 }
 
-static const dp_dist_ops_t ops_scalar = {"scalar", l2sq_scalar, dot_scalar, l1_scalar,
-                                         sqnorm_scalar};
+static void affine_scalar(float *v, const float *add, float alpha, float beta, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = alpha * v[i] + beta + (add ? add[i] : 0.0f);
+}
+
+static size_t first_below_scalar(const float *v, size_t n, float thr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < thr) return i;
+    return n;
+}
+
+static const dp_dist_ops_t ops_scalar = {"scalar",      l2sq_scalar,   dot_scalar,        l1_scalar,
+                                         sqnorm_scalar, affine_scalar, first_below_scalar};
 
 const dp_dist_ops_t *dp_dist_ops_scalar(void)
 {

@@ -118,6 +118,41 @@ static void check_variant(const dp_dist_ops_t *o)
     printf("%-6s %d distances match scalar and exact\n", o->isa, checked);
 }
 
+/* The top-k helpers: affine (keys from dot products) and first_below. */
+static void check_helpers(const dp_dist_ops_t *o)
+{
+    const dp_dist_ops_t *sc = dp_dist_ops_scalar();
+    for (size_t n = 0; n <= 70; n++) {
+        float v[70], a[70], w1[70], w2[70];
+        for (size_t i = 0; i < n; i++) {
+            v[i] = frand();
+            a[i] = frand();
+        }
+        for (int with_add = 0; with_add < 2; with_add++) {
+            memcpy(w1, v, n * sizeof(float));
+            memcpy(w2, v, n * sizeof(float));
+            o->affine(w1, with_add ? a : NULL, -2.0f, 0.5f, n);
+            sc->affine(w2, with_add ? a : NULL, -2.0f, 0.5f, n);
+            for (size_t i = 0; i < n; i++)
+                CHECK(fabsf(w1[i] - w2[i]) <= 1e-6f, "%s affine n=%zu i=%zu: %g vs %g", o->isa, n,
+                      i, w1[i], w2[i]);
+        }
+        /* Every position of the first qualifying value, and none. */
+        for (size_t at = 0; at <= n; at++) {
+            for (size_t i = 0; i < n; i++)
+                w1[i] = 1.0f + (float)i;
+            if (at < n) w1[at] = 0.25f;
+            if (at + 3 < n) w1[at + 3] = 0.125f; /* a later one must not win */
+            size_t got = o->first_below(w1, n, 0.5f), want = sc->first_below(w1, n, 0.5f);
+            CHECK(got == want && want == (at < n ? at : n), "%s first_below n=%zu at=%zu: %zu",
+                  o->isa, n, at, got);
+        }
+        for (size_t i = 0; i < n; i++)
+            w1[i] = NAN;
+        CHECK(o->first_below(w1, n, INFINITY) == n, "%s: NaN never qualifies", o->isa);
+    }
+}
+
 static void check_gemm(void)
 {
     size_t m = 7, n = 33, k = 19;
@@ -145,6 +180,7 @@ int main(void)
             continue;
         }
         check_variant(variants[i]);
+        check_helpers(variants[i]);
     }
     printf("chosen: %s\n", dp_dist_ops()->isa);
     CHECK(getenv("DP_ISA") || dp_dist_ops() == (variants[2]   ? variants[2]
