@@ -14,3 +14,10 @@ foreach(m phash mobilenet-v2-mid)
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_dedup.sh $<TARGET_FILE:doppel_cli>
             ${CMAKE_SOURCE_DIR}/samples ${m})
 endforeach()
+# The C API example from docs/api.md builds against the public header only and runs.
+add_executable(example_similar ${CMAKE_SOURCE_DIR}/examples/similar.c)
+target_link_libraries(example_similar PRIVATE doppel)
+add_test(NAME example_similar
+  COMMAND sh -c "cd \"$0\" && rm -f similar.dpl && \"$1\" \"$2\" \"$2/animals-and-nature/$(ls \"$2/animals-and-nature\" | head -1)\""
+          ${CMAKE_CURRENT_BINARY_DIR} $<TARGET_FILE:example_similar> ${CMAKE_SOURCE_DIR}/samples)
+set_tests_properties(example_similar PROPERTIES PASS_REGULAR_EXPRESSION "1  0.0000  animals-and-nature/")
