@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash tools/fetch_models.sh
 bash tools/make_samples.sh >/dev/null
+bash tools/make_samples.sh --out samples-eval --count 1000 --label emoji >/dev/null
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== release build + tests"
