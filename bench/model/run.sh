@@ -4,7 +4,7 @@
 # same thread count.
 #
 #   bench/model/run.sh [--build-dir DIR] [--reps R] [--warmup W] [--rounds K]
-#                      [--threads "1 2"] [--write-docs] [MODEL...]
+#                      [--threads "1 2"] [--no-spin] [--write-docs] [MODEL...]
 #
 # MODEL defaults to inception-v3 mobilenet-v2-mid. Each model is measured as
 # doppel uses it: the graph cut at its embedding node (tools/models/
@@ -16,6 +16,10 @@
 # (ratio = doppel time / ORT time: below 1 means doppel is faster) and, with
 # --write-docs, puts it into docs/benchmarks.md between the model-bench
 # markers. Peak RSS of each engine's process is reported too.
+# --no-spin makes both engines' idle threads sleep instead of spin-waiting
+# (OMP_WAIT_POLICY=PASSIVE for doppel's OpenMP, allow_spinning=0 for ORT),
+# which matters on a machine shared with other work; its table goes under its
+# own markers.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +31,7 @@ WARMUP=3
 ROUNDS=2
 THREADS="1 2"
 WRITE_DOCS=0
+SPIN=1
 MODELS=()
 while (($#)); do
   case "$1" in
@@ -36,6 +41,7 @@ while (($#)); do
   --rounds) ROUNDS=$2; shift 2 ;;
   --threads) THREADS=$2; shift 2 ;;
   --write-docs) WRITE_DOCS=1; shift ;;
+  --no-spin) SPIN=0; shift ;;
   -*) echo "bench: unknown option $1" >&2; exit 2 ;;
   *) MODELS+=("$1"); shift ;;
   esac
@@ -50,6 +56,8 @@ DP=$BUILD/tests/dp_bench_model
 NODE_PATH=$(bash "$ROOT/tests/reference/node_deps.sh")
 export NODE_PATH
 
+OMP_POLICY=""
+((SPIN)) || OMP_POLICY=PASSIVE
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/dp-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 RESULTS=$TMP/results.jsonl
@@ -70,11 +78,11 @@ print(d["input"]["width"], d["input"]["height"], d["embedding"]["node"])' "$ROOT
     for b in 1 16; do
       for ((r = 0; r < ROUNDS; r++)); do
         echo "bench: $name threads=$t batch=$b round $((r + 1))/$ROUNDS" >&2
-        OMP_NUM_THREADS=$t "$DP" "$cut" --size "${W}x${H}" --output "$NODE" --threads "$t" \
+        env OMP_NUM_THREADS="$t" ${OMP_POLICY:+OMP_WAIT_POLICY=$OMP_POLICY} "$DP" "$cut" --size "${W}x${H}" --output "$NODE" --threads "$t" \
           --batch "$b" --warmup "$WARMUP" --reps "$REPS" |
           sed "s/^{/{\"name\":\"$name\",\"round\":$r,/" >>"$RESULTS"
         node "$HERE/ort_bench.cjs" "$cut" --size "${W}x${H}" --threads "$t" --batch "$b" \
-          --warmup "$WARMUP" --reps "$REPS" |
+          --warmup "$WARMUP" --reps "$REPS" --spin "$SPIN" |
           sed "s/^{/{\"name\":\"$name\",\"round\":$r,/" >>"$RESULTS"
       done
     done
@@ -83,9 +91,9 @@ done
 
 TABLE=$TMP/table.md
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
-"$PYTHON" - "$RESULTS" "$cpu" "$(nproc)" "$REPS" "$WARMUP" "$ROUNDS" "$LOAD_START" "$LOAD_END" >"$TABLE" <<'EOF'
+"$PYTHON" - "$RESULTS" "$cpu" "$(nproc)" "$REPS" "$WARMUP" "$ROUNDS" "$LOAD_START" "$LOAD_END" "$SPIN" >"$TABLE" <<'EOF'
 import json, statistics, sys, datetime
-path, cpu, ncores, reps, warmup, rounds, load0, load1 = sys.argv[1:]
+path, cpu, ncores, reps, warmup, rounds, load0, load1, spin = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 cells = {}
 for r in rows:
@@ -100,7 +108,9 @@ print(f"Measured {datetime.date.today()} on {ncores} cores ({cpu}); doppel vs on
       f"and cell, engines alternating. 1-minute load average {load0} at the start, {load1} at "
       f"the end (the machine is shared: other processes compete for the same cores). Ratio = "
       f"doppel time / ORT time, below 1 means doppel is faster; 'median' compares the medians, "
-      f"'best' the fastest run of each engine, which is less sensitive to other load.")
+      f"'best' the fastest run of each engine, which is less sensitive to other load. " +
+      ("Idle threads spin-wait (both engines' defaults)." if spin == "1" else
+       "Idle threads sleep: OMP_WAIT_POLICY=PASSIVE for doppel, allow_spinning=0 for ORT."))
 print()
 print("| model (graph up to) | threads | batch | doppel ms/batch | ORT ms/batch | doppel img/s | ORT img/s | doppel/ORT median | doppel/ORT best |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -113,7 +123,7 @@ for (name, t, b), c in sorted(cells.items()):
     node = {"inception-v3": "mixed6", "mobilenet-v2-mid": "expanded_conv_13/expand"}.get(name, "")
     print(f"| {name} ({node}) | {t} | {b} | {dm:.1f} | {om:.1f} | {1000*b/dm:.1f} | {1000*b/om:.1f} | **{dm/om:.2f}** | {dbest/obest:.2f} |")
 print()
-print("Peak RSS of the benchmarking process (MB; the ORT figure includes Node.js itself, about 45 MB):")
+print("Peak RSS of the benchmarking process (MB; the ORT figure includes Node.js itself, about 50 MB with onnxruntime-node loaded):")
 print()
 print("| model | threads | batch | doppel | ORT |")
 print("|---|---:|---:|---:|---:|")
@@ -125,10 +135,12 @@ cat "$TABLE"
 
 if ((WRITE_DOCS)); then
   DOC=$ROOT/docs/benchmarks.md
-  "$PYTHON" - "$DOC" "$TABLE" <<'EOF'
+  MARK=model-bench
+  ((SPIN)) || MARK=model-bench-nospin
+  "$PYTHON" - "$DOC" "$TABLE" "$MARK" <<'EOF'
 import os, sys
 doc, table = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-begin, end = "<!-- model-bench:begin -->", "<!-- model-bench:end -->"
+begin, end = f"<!-- {sys.argv[3]}:begin -->", f"<!-- {sys.argv[3]}:end -->"
 text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
 block = f"{begin}\n{table}\n{end}"
 if begin in text and end in text:
@@ -136,7 +148,7 @@ if begin in text and end in text:
     text = text[:a] + block + text[b:]
 else:
     text = text.rstrip("\n") + "\n\n## Model inference: doppel vs ONNX Runtime\n\n" + \
-        "Reproduce: `bash bench/model/run.sh --write-docs`\n\n" + block + "\n"
+        f"Reproduce: `bash bench/model/run.sh --write-docs{' --no-spin' if 'nospin' in sys.argv[3] else ''}`\n\n" + block + "\n"
 open(doc, "w").write(text)
 EOF
   echo "bench: table written to docs/benchmarks.md" >&2
