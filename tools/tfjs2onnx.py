@@ -818,6 +818,10 @@ def main(argv=None):
     except onnx.checker.ValidationError as e:
         print(f"tfjs2onnx: {args.model_dir}: converted model fails onnx.checker: {e}", file=sys.stderr)
         return 1
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        print(f"tfjs2onnx: {args.model_dir}: malformed or unsupported model.json "
+              f"({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
     tmp = args.output + ".tmp"
     with open(tmp, "wb") as f:
         f.write(m.SerializeToString())
