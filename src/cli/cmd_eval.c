@@ -1,4 +1,5 @@
-/* doppel eval INDEX: accuracy of the embeddings against the stored labels. */
+/* doppel eval INDEX: accuracy of the embeddings against the stored labels or
+ * a manifest's classes and instances, for one metric or a table of them. */
 #include "cli.h"
 
 #include <doppel/eval.h>
@@ -7,24 +8,104 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_METRICS 16
+
 static void help(FILE *f)
 {
-    fprintf(f, "usage: doppel eval INDEX [-k K] [--queries N --seed S] [--json]\n\n"
-               "Use every labelled image (label = parent folder) as a query against the rest\n"
-               "and report precision@k (the share of the k nearest with the query's label),\n"
-               "top-1 accuracy, mAP@100, the worst labels and the most confused label pairs.\n\n"
-               "  -k K           neighbours for precision@k (default 4, as in the chapter)\n"
-               "  --queries N    evaluate a random sample of N queries (default: all)\n"
-               "  --seed S       seed for the sample (default 1)\n"
-               "  --threads N    search threads (default: all cores)\n"
-               "  --json         machine-readable output\n"
-               "  -h, --help     this help\n");
+    fprintf(
+        f,
+        "usage: doppel eval INDEX [-k K] [--labels MANIFEST.tsv] [--sample N] [--queries N]\n"
+        "                         [--seed S] [--metric LIST] [--json]\n\n"
+        "Use every labelled image (label = parent folder, or the manifest's class) as a\n"
+        "query against the rest and report precision@k (the share of the k nearest with\n"
+        "the query's label), top-1 accuracy, mAP@100, the worst labels and the most\n"
+        "confused label pairs. With instance ids in the manifest (the same object in\n"
+        "several renderings) also instance recall@1 and @5, and the class metrics skip\n"
+        "neighbours of the query's own instance (another rendering is a free hit).\n\n"
+        "  -k K             neighbours for precision@k (default 4, as in the chapter)\n"
+        "  --labels FILE    TSV 'path<TAB>class[<TAB>instance]' (tools/datasets' manifest.tsv),\n"
+        "                   paths relative to the indexed folder; overrides folder labels\n"
+        "  --sample N       class-proportional sample of N images used as queries AND\n"
+        "                   database (a fixed-size calibration run)\n"
+        "  --queries N      evaluate a random subsample of N queries (default: all)\n"
+        "  --seed S         seed for the samples (default 1)\n"
+        "  --metric LIST    comma-separated: l2, cosine, ip, l1, minkowski:P, weighted-l2\n"
+        "                   (default: the index's); two or more print a table\n"
+        "  --threads N      search threads (default: all cores)\n"
+        "  --json           machine-readable output\n"
+        "  -h, --help       this help\n");
+}
+
+static json_t *report_json(const dp_eval_report *r)
+{
+    json_t *labels = json_array(), *conf = json_array();
+    for (size_t i = 0; i < r->n_labels; i++)
+        json_array_append_new(labels, json_pack("{s:s, s:I, s:f, s:f}", "label", r->labels[i].label,
+                                                "n", (json_int_t)r->labels[i].n, "precision",
+                                                r->labels[i].precision, "top1", r->labels[i].top1));
+    for (size_t i = 0; i < r->n_confusions; i++)
+        json_array_append_new(conf, json_pack("{s:s, s:s, s:I}", "from", r->confusions[i].from,
+                                              "to", r->confusions[i].to, "count",
+                                              (json_int_t)r->confusions[i].count));
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:f}", "metric",
+                          r->metric, "queries", (json_int_t)r->n_queries, "database",
+                          (json_int_t)r->n_database, "unlabelled", (json_int_t)r->n_unlabelled,
+                          "no_relevant", (json_int_t)r->n_no_relevant, "k", (json_int_t)r->k,
+                          "precision_at_k", r->precision_at_k, "top1", r->top1, "map100", r->map100,
+                          "labels", labels, "confusions", conf, "seconds", r->seconds);
+    if (r->has_instances) {
+        json_object_set_new(o, "instance_queries", json_integer((json_int_t)r->n_instance_queries));
+        json_object_set_new(o, "instance_recall1", json_real(r->instance_recall1));
+        json_object_set_new(o, "instance_recall5", json_real(r->instance_recall5));
+        json_object_set_new(o, "same_instance_neighbours_skipped",
+                            json_boolean(r->instances_skipped));
+    }
+    return o;
+}
+
+static void print_report(const char *path, const char *model, const dp_eval_report *r,
+                         const dp_eval_params *ep)
+{
+    printf("%s (%s, %s): %zu queries over %zu labels", path, model, r->metric, r->n_queries,
+           r->n_labels);
+    if (ep->sample && r->n_database == ep->sample)
+        printf("; database = class-proportional sample of %zu (seed %llu)", r->n_database,
+               (unsigned long long)ep->seed);
+    else
+        printf("; database %zu", r->n_database);
+    if (r->n_unlabelled) printf("; %zu unlabelled left out", r->n_unlabelled);
+    if (r->n_no_relevant)
+        printf("; %zu queries have no relevant neighbour in the database (count as 0)",
+               r->n_no_relevant);
+    char pk[32];
+    snprintf(pk, sizeof pk, "precision@%zu", r->k);
+    printf("\n  %-19s %.4f\n  top-1               %.4f\n  mAP@100             %.4f\n", pk,
+           r->precision_at_k, r->top1, r->map100);
+    if (r->has_instances) {
+        printf("  instance recall@1   %.4f\n  instance recall@5   %.4f   (%zu queries with "
+               "another rendering in the database)\n",
+               r->instance_recall1, r->instance_recall5, r->n_instance_queries);
+        printf("  class metrics skip neighbours sharing the query's instance (another rendering "
+               "of the same object is a free hit)\n");
+    }
+    size_t worst = r->n_labels < 6 ? r->n_labels : 6;
+    printf("worst labels (precision@%zu, top-1, queries):\n", r->k);
+    for (size_t i = 0; i < worst; i++)
+        printf("  %-32s %.3f  %.3f  %zu\n", r->labels[i].label, r->labels[i].precision,
+               r->labels[i].top1, r->labels[i].n);
+    if (r->n_confusions) printf("most confused (query label -> nearest neighbour's label):\n");
+    for (size_t i = 0; i < r->n_confusions && i < 6; i++)
+        printf("  %-32s -> %-32s %zu\n", r->confusions[i].from, r->confusions[i].to,
+               r->confusions[i].count);
 }
 
 int dp_cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {{"queries", required_argument, 0, 'Q'},
+                                         {"sample", required_argument, 0, 'N'},
                                          {"seed", required_argument, 0, 'S'},
+                                         {"labels", required_argument, 0, 'L'},
+                                         {"metric", required_argument, 0, 'M'},
                                          {"threads", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
@@ -32,68 +113,143 @@ int dp_cmd_eval(int argc, char **argv)
     dp_eval_params ep = dp_eval_default_params();
     ep.seed = 1;
     bool as_json = false;
+    const char *labels_path = NULL, *metric_list = NULL;
     int c;
+    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            ep.k = (size_t)atol(optarg);
-            if (ep.k < 1 || ep.k > 1000) return dp_cli_usage("eval", "-k must be in 1..1000");
+            ep.k = (size_t)strtoul(optarg, &end, 10);
+            if (*end || ep.k < 1 || ep.k > 1000)
+                return dp_cli_usage("eval", "-k must be in 1..1000");
             break;
-        case 'Q': ep.queries = (size_t)atol(optarg); break;
-        case 'S': ep.seed = (uint64_t)strtoull(optarg, NULL, 10); break;
-        case 't': ep.threads = atoi(optarg); break;
-        case 'j': as_json = true; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("eval", "bad option");
+        case 'Q':
+            ep.queries = (size_t)strtoull(optarg, &end, 10);
+            if (*end || !ep.queries)
+                return dp_cli_usage("eval", "--queries must be a positive number");
+            break;
+        case 'N':
+            ep.sample = (size_t)strtoull(optarg, &end, 10);
+            if (*end || ep.sample < 2) return dp_cli_usage("eval", "--sample must be 2 or more");
+            break;
+        case 'S':
+            ep.seed = (uint64_t)strtoull(optarg, &end, 10);
+            if (*end) return dp_cli_usage("eval", "--seed must be a number");
+            break;
+        case 'L':
+            labels_path = optarg;
+            break;
+        case 'M':
+            metric_list = optarg;
+            break;
+        case 't':
+            ep.threads = atoi(optarg);
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("eval", "bad option");
         }
     }
     if (optind != argc - 1) return dp_cli_usage("eval", "expects one INDEX");
     const char *path = argv[optind];
-    dp_index *ix = NULL;
-    if (dp_index_open(path, NULL, &ix)) return dp_cli_fail("eval", "cannot open %s", path);
-    dp_eval_report r;
-    if (dp_eval_index(ix, &ep, &r)) {
-        dp_index_free(ix);
-        return dp_cli_fail("eval", "%s", path);
+
+    /* Metrics: check every name before any work. */
+    char *mbuf = strdup(metric_list ? metric_list : "");
+    char *names[MAX_METRICS];
+    int nm = 0;
+    for (char *save = NULL, *t = strtok_r(mbuf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (nm == MAX_METRICS) {
+            free(mbuf);
+            return dp_cli_usage("eval", "at most %d metrics", MAX_METRICS);
+        }
+        dp_eval_params tmp = ep;
+        int rc = dp_eval_parse_metric(t, &tmp);
+        if (rc && rc != DP_ERR_UNSUPPORTED) {
+            int u = dp_cli_usage("eval", "%s", dp_last_error());
+            free(mbuf);
+            return u;
+        }
+        names[nm++] = t;
     }
+    if (nm == 0) names[nm++] = NULL; /* the index's own metric */
+
+    dp_index *ix = NULL;
+    dp_eval_labels *labels = NULL;
+    int status = DP_EXIT_OK;
+    if (dp_index_open(path, NULL, &ix)) {
+        status = dp_cli_fail("eval", "cannot open %s", path);
+        goto out;
+    }
+    if (labels_path && dp_eval_labels_load(labels_path, &labels)) {
+        status = dp_cli_fail("eval", "cannot read labels");
+        goto out;
+    }
+    ep.labels = labels;
     const char *model = dp_index_model_name(ix);
-    if (as_json) {
-        json_t *labels = json_array(), *conf = json_array();
-        for (size_t i = 0; i < r.n_labels; i++)
-            json_array_append_new(labels, json_pack("{s:s, s:I, s:f, s:f}", "label",
-                                                    r.labels[i].label, "n",
-                                                    (json_int_t)r.labels[i].n, "precision",
-                                                    r.labels[i].precision, "top1",
-                                                    r.labels[i].top1));
-        for (size_t i = 0; i < r.n_confusions; i++)
-            json_array_append_new(conf, json_pack("{s:s, s:s, s:I}", "from", r.confusions[i].from,
-                                                  "to", r.confusions[i].to, "count",
-                                                  (json_int_t)r.confusions[i].count));
-        json_t *root = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:f}", "index",
-                                 path, "model", model ? model : "", "queries",
-                                 (json_int_t)r.n_queries, "k", (json_int_t)r.k, "precision_at_k",
-                                 r.precision_at_k, "top1", r.top1, "map100", r.map100, "labels",
-                                 labels, "confusions", conf, "seconds", r.seconds);
+    model = model && *model ? model : "?";
+    json_t *jm = json_array();
+    if (nm > 1 && !as_json)
+        printf("%s (%s): metrics table%s\n%-16s %10s@%-2zu %8s %8s %10s %10s %8s\n", path, model,
+               ep.sample ? " on a class-proportional sample" : "", "metric", "precision",
+               ep.k ? ep.k : 4, "top-1", "mAP@100", "inst-R@1", "inst-R@5", "seconds");
+    for (int i = 0; i < nm; i++) {
+        dp_eval_params mp = ep;
+        if (names[i] && dp_eval_parse_metric(names[i], &mp)) { /* only weighted-l2 gets here */
+            if (as_json)
+                json_array_append_new(
+                    jm, json_pack("{s:s, s:s}", "metric", names[i], "skipped", dp_last_error()));
+            else
+                printf("%-16s skipped: %s\n", names[i], dp_last_error());
+            continue;
+        }
+        dp_eval_report r;
+        if (dp_eval_index(ix, &mp, &r)) {
+            status = dp_cli_fail("eval", "%s", path);
+            break;
+        }
+        if (as_json) {
+            json_array_append_new(jm, report_json(&r));
+        } else if (nm > 1) {
+            printf("%-16s %12.4f %8.4f %8.4f", r.metric, r.precision_at_k, r.top1, r.map100);
+            if (r.has_instances)
+                printf(" %10.4f %10.4f", r.instance_recall1, r.instance_recall5);
+            else
+                printf(" %10s %10s", "-", "-");
+            printf(" %8.2f\n", r.seconds);
+            if (i == nm - 1)
+                printf("(%zu queries, database %zu, k = %zu%s)\n", r.n_queries, r.n_database, r.k,
+                       r.has_instances ? "; class metrics skip same-instance neighbours" : "");
+        } else {
+            print_report(path, model, &r, &mp);
+        }
+        dp_eval_report_free(&r);
+    }
+    if (as_json && status == DP_EXIT_OK) {
+        json_t *root =
+            json_pack("{s:s, s:s, s:s?}", "index", path, "model", model, "labels", labels_path);
+        if (ep.sample) {
+            json_object_set_new(root, "sample", json_integer((json_int_t)ep.sample));
+            json_object_set_new(root, "seed", json_integer((json_int_t)ep.seed));
+        }
+        if (nm == 1 && json_array_size(jm) == 1) {
+            json_object_update(root, json_array_get(jm, 0));
+        } else {
+            json_object_set(root, "metrics", jm);
+        }
         json_dumpf(root, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(root);
-    } else {
-        printf("%s (%s): %zu queries over %zu labels\n", path, model ? model : "?", r.n_queries,
-               r.n_labels);
-        printf("  precision@%zu  %.4f\n  top-1        %.4f\n  mAP@100      %.4f\n", r.k,
-               r.precision_at_k, r.top1, r.map100);
-        size_t worst = r.n_labels < 6 ? r.n_labels : 6;
-        printf("worst labels (precision@%zu, top-1, queries):\n", r.k);
-        for (size_t i = 0; i < worst; i++)
-            printf("  %-28s %.3f  %.3f  %zu\n", r.labels[i].label, r.labels[i].precision,
-                   r.labels[i].top1, r.labels[i].n);
-        if (r.n_confusions) printf("most confused (query label -> nearest neighbour's label):\n");
-        for (size_t i = 0; i < r.n_confusions && i < 6; i++)
-            printf("  %-28s -> %-28s %zu\n", r.confusions[i].from, r.confusions[i].to,
-                   r.confusions[i].count);
     }
-    dp_eval_report_free(&r);
+    json_decref(jm);
+out:
+    dp_eval_labels_free(labels);
     dp_index_free(ix);
-    return DP_EXIT_OK;
+    free(mbuf);
+    return status;
 }

@@ -1,23 +1,180 @@
-/* Embedding quality from an index's own labels (see include/doppel/eval.h).
+/* Embedding quality from an index's labels (see include/doppel/eval.h).
  *
- * Labels are interned to small integers once, so scoring a neighbour is an
- * int compare; queries go through dp_index_search in blocks so the GEMM path
- * does the distance work and memory stays bounded whatever the index size. */
+ * The labelled entries become an array of items (id, path, class number,
+ * instance number), so scoring a neighbour is an int compare. The database is
+ * that array or a class-proportional sample of it; queries go through
+ * dp_index_search in blocks (a filter keeps results inside the database) so
+ * the GEMM path does the distance work and memory stays bounded whatever the
+ * index size. Neighbours are fetched deep enough (100 + the largest instance
+ * - 1) that skipping same-instance neighbours still leaves 100 to score. */
 #include "doppel/eval.h"
 #include "util/util.h"
 
 #include <glib.h>
+#include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAP_DEPTH 100
 #define BLOCK 256
+#define MANIFEST_MAX_BYTES ((size_t)1 << 30)
+#define MANIFEST_MAX_LINE 65536
+
+/* ---- Manifest ------------------------------------------------------------ */
+
+typedef struct lrow {
+    const char *path, *cls, *inst;
+} lrow;
+
+struct dp_eval_labels {
+    char *buf; /* the file, split in place */
+    lrow *rows;
+    size_t n;
+    GHashTable *by_path; /* path -> lrow* */
+};
+
+void dp_eval_labels_free(dp_eval_labels *l)
+{
+    if (!l) return;
+    if (l->by_path) g_hash_table_destroy(l->by_path);
+    free(l->rows);
+    free(l->buf);
+    free(l);
+}
+
+size_t dp_eval_labels_count(const dp_eval_labels *l)
+{
+    return l ? l->n : 0;
+}
+
+int dp_eval_labels_find(const dp_eval_labels *l, const char *path, const char **cls,
+                        const char **instance)
+{
+    const lrow *r = l && path ? g_hash_table_lookup(l->by_path, path) : NULL;
+    if (!r) return DP_ERR_NOT_FOUND;
+    if (cls) *cls = r->cls;
+    if (instance) *instance = r->inst;
+    return 0;
+}
+
+int dp_eval_labels_load(const char *tsv_path, dp_eval_labels **out)
+{
+    *out = NULL;
+    void *data = NULL;
+    size_t size = 0;
+    int rc = dp_read_file(tsv_path, MANIFEST_MAX_BYTES, &data, &size);
+    if (rc) return rc;
+    dp_eval_labels *l = calloc(1, sizeof *l);
+    char *buf = realloc(data, size + 1);
+    if (!l || !buf) {
+        free(l);
+        free(buf ? buf : data);
+        return dp_set_error(DP_ERR_NOMEM, "%s: out of memory", tsv_path);
+    }
+    buf[size] = '\0';
+    l->buf = buf;
+    if (memchr(buf, '\0', size)) {
+        rc =
+            dp_set_error(DP_ERR_FORMAT, "%s: binary data (a NUL byte) in a TSV manifest", tsv_path);
+        goto fail;
+    }
+    size_t lines = 1;
+    for (size_t i = 0; i < size; i++)
+        lines += buf[i] == '\n';
+    l->rows = calloc(lines, sizeof *l->rows);
+    l->by_path = g_hash_table_new(g_str_hash, g_str_equal);
+    if (!l->rows) {
+        rc = dp_set_error(DP_ERR_NOMEM, "%s: out of memory", tsv_path);
+        goto fail;
+    }
+    char *p = buf, *end = buf + size;
+    for (size_t lineno = 1; p < end; lineno++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        if ((size_t)(le - p) > MANIFEST_MAX_LINE) {
+            rc = dp_set_error(DP_ERR_FORMAT, "%s:%zu: line longer than %d bytes", tsv_path, lineno,
+                              MANIFEST_MAX_LINE);
+            goto fail;
+        }
+        *le = '\0';
+        if (le > p && le[-1] == '\r') le[-1] = '\0';
+        char *line = p;
+        p = le + 1;
+        if (!*line) continue;
+        if (lineno == 1 && !strncmp(line, "path\t", 5)) continue;
+        char *f[3] = {line, NULL, NULL};
+        for (int i = 1; i < 3; i++) {
+            char *tab = f[i - 1] ? strchr(f[i - 1], '\t') : NULL;
+            if (tab) {
+                *tab = '\0';
+                f[i] = tab + 1;
+            }
+        }
+        if (f[2]) {
+            char *tab = strchr(f[2], '\t');
+            if (tab) *tab = '\0';
+        }
+        if (!*f[0] || !f[1] || !*f[1]) {
+            rc = dp_set_error(DP_ERR_FORMAT, "%s:%zu: expected 'path<TAB>class[<TAB>instance]'",
+                              tsv_path, lineno);
+            goto fail;
+        }
+        if (g_hash_table_contains(l->by_path, f[0])) {
+            rc = dp_set_error(DP_ERR_FORMAT, "%s:%zu: path '%s' listed twice", tsv_path, lineno,
+                              f[0]);
+            goto fail;
+        }
+        lrow *r = &l->rows[l->n++];
+        r->path = f[0];
+        r->cls = f[1];
+        r->inst = f[2] ? f[2] : "";
+        g_hash_table_insert(l->by_path, (gpointer)r->path, r);
+    }
+    if (!l->n) {
+        rc = dp_set_error(DP_ERR_FORMAT, "%s: no rows", tsv_path);
+        goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    dp_eval_labels_free(l);
+    return rc;
+}
+
+/* ---- Parameters ---------------------------------------------------------- */
 
 dp_eval_params dp_eval_default_params(void)
 {
     dp_eval_params p = {0};
     return p;
+}
+
+int dp_eval_parse_metric(const char *name, dp_eval_params *params)
+{
+    if (!name) return dp_set_error(DP_ERR_INVALID, "metric: missing name");
+    if (!strncmp(name, "minkowski:", 10)) {
+        char *e;
+        double pv = strtod(name + 10, &e);
+        if (e == name + 10 || *e || !(pv > 0) || pv > 64)
+            return dp_set_error(DP_ERR_INVALID, "metric '%s': p must be a number in (0, 64]", name);
+        params->minkowski_p = pv;
+        params->metric = DP_METRIC_DEFAULT;
+        return 0;
+    }
+    if (!strcmp(name, "weighted-l2"))
+        return dp_set_error(DP_ERR_UNSUPPORTED,
+                            "weighted-l2 needs PCA's explained variance stored in the index "
+                            "(doppel pca), which this index does not have");
+    int m;
+    if (dp_metric_parse(name, &m))
+        return dp_set_error(DP_ERR_INVALID,
+                            "unknown metric '%s' (l2, cosine, ip, l1, minkowski:P, weighted-l2)",
+                            name);
+    params->metric = m;
+    params->minkowski_p = 0;
+    return 0;
 }
 
 void dp_eval_report_free(dp_eval_report *r)
@@ -29,10 +186,59 @@ void dp_eval_report_free(dp_eval_report *r)
     r->confusions = NULL;
 }
 
+/* ---- Evaluation ---------------------------------------------------------- */
+
+typedef struct item {
+    uint64_t id;
+    const char *path;
+    int cls, inst; /* inst -1: none */
+} item;
+
 typedef struct lab_stat {
     size_t n, members;
     double prec, top1;
 } lab_stat;
+
+/* splitmix64: a seeded stream that is the same on every platform and glib. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static size_t rng_below(uint64_t *s, size_t n)
+{
+    return (size_t)(rng_next(s) % n); /* bias < n / 2^64: irrelevant here */
+}
+
+static void shuffle(item *a, size_t n, uint64_t *s)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rng_below(s, i);
+        item t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static int cmp_item_path(const void *a, const void *b)
+{
+    return strcmp(((const item *)a)->path, ((const item *)b)->path);
+}
+
+static int cmp_item_id(const void *a, const void *b)
+{
+    uint64_t x = ((const item *)a)->id, y = ((const item *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
 static int cmp_label_prec(const void *a, const void *b)
 {
@@ -49,6 +255,185 @@ static int cmp_conf(const void *a, const void *b)
     return c ? c : strcmp(x->to, y->to);
 }
 
+typedef struct sample_class {
+    const char *name;
+    size_t start, n, quota;
+    double rem;
+} sample_class;
+
+static int cmp_sc_name(const void *a, const void *b)
+{
+    return strcmp(((const sample_class *)a)->name, ((const sample_class *)b)->name);
+}
+
+static int cmp_sc_rem(const void *a, const void *b)
+{
+    const sample_class *x = a, *y = b;
+    if (x->rem != y->rem) return x->rem > y->rem ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Keep a class-proportional sample of s items in a[0..s): quotas by the
+ * largest-remainder method, members of each class by path, then shuffled. */
+static int proportional_sample(item *a, size_t n, size_t s, const char *const *cls_names,
+                               size_t ncls, uint64_t seed)
+{
+    sample_class *sc = calloc(ncls ? ncls : 1, sizeof *sc);
+    item *tmp = malloc(n * sizeof *tmp);
+    if (!sc || !tmp) {
+        free(sc);
+        free(tmp);
+        return dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+    }
+    /* Group by class (counting sort by class number). */
+    for (size_t i = 0; i < n; i++)
+        sc[a[i].cls].n++;
+    size_t off = 0;
+    for (size_t c = 0; c < ncls; c++) {
+        sc[c].name = cls_names[c];
+        sc[c].start = off;
+        off += sc[c].n;
+        sc[c].n = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        tmp[sc[a[i].cls].start + sc[a[i].cls].n++] = a[i];
+    size_t given = 0;
+    for (size_t c = 0; c < ncls; c++) {
+        double exact = (double)s * (double)sc[c].n / (double)n;
+        sc[c].quota = (size_t)exact;
+        sc[c].rem = exact - (double)sc[c].quota;
+        given += sc[c].quota;
+    }
+    qsort(sc, ncls, sizeof *sc, cmp_sc_rem);
+    for (size_t c = 0; given < s && c < ncls; c++, given++)
+        sc[c].quota++;
+    qsort(sc, ncls, sizeof *sc, cmp_sc_name);
+    uint64_t st = seed ^ 0x5A17E5EEDull;
+    size_t o = 0;
+    for (size_t c = 0; c < ncls; c++) {
+        item *m = tmp + sc[c].start;
+        qsort(m, sc[c].n, sizeof *m, cmp_item_path);
+        shuffle(m, sc[c].n, &st);
+        memcpy(a + o, m, sc[c].quota * sizeof *a);
+        o += sc[c].quota;
+    }
+    free(sc);
+    free(tmp);
+    return 0;
+}
+
+/* Database membership for the search filter: sorted ids, bsearch (called
+ * from the search threads, so nothing mutable). */
+typedef struct idset {
+    const uint64_t *ids;
+    size_t n;
+} idset;
+
+static int in_idset(uint64_t id, void *user)
+{
+    const idset *s = user;
+    return bsearch(&id, s->ids, s->n, sizeof id, cmp_u64) != NULL;
+}
+
+typedef struct hit {
+    float d;
+    size_t i;
+} hit;
+
+static int hit_worse(const hit *a, const hit *b)
+{
+    return a->d > b->d || (a->d == b->d && a->i > b->i);
+}
+
+/* Max-heap on (distance, index): the root is the worst of the kept best. */
+static void heap_down(hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && hit_worse(&h[l], &h[w])) w = l;
+        if (r < n && hit_worse(&h[r], &h[w])) w = r;
+        if (w == i) return;
+        hit t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    return hit_worse(a, b) ? 1 : hit_worse(b, a) ? -1 : 0;
+}
+
+/* Brute-force Minkowski kNN of queries qi[0..m) among the database rows X
+ * (ndb x dim), self excluded; results as database row numbers, -1 padded.
+ * Distances are sum |x - q|^p: the p-th root does not change the order.
+ * heaps holds kk hits per thread. */
+static void minkowski_knn(const float *X, size_t ndb, size_t dim, const size_t *qi, size_t m,
+                          double p, size_t kk, int nt, hit *heaps, int64_t *res)
+{
+    float pf = (float)p;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+    for (size_t a = 0; a < m; a++) {
+        hit *h = heaps + (size_t)omp_get_thread_num() * kk;
+        const float *q = X + qi[a] * dim;
+        size_t nh = 0;
+        for (size_t j = 0; j < ndb; j++) {
+            if (j == qi[a]) continue;
+            const float *x = X + j * dim;
+            float s = 0;
+            if (pf == 1.0f)
+                for (size_t t = 0; t < dim; t++)
+                    s += fabsf(x[t] - q[t]);
+            else if (pf == 2.0f)
+                for (size_t t = 0; t < dim; t++)
+                    s += (x[t] - q[t]) * (x[t] - q[t]);
+            else
+                for (size_t t = 0; t < dim; t++)
+                    s += powf(fabsf(x[t] - q[t]), pf);
+            hit c = {s, j};
+            if (nh < kk) {
+                h[nh++] = c;
+                if (nh == kk)
+                    for (size_t z = kk / 2 + 1; z-- > 0;)
+                        heap_down(h, kk, z);
+            } else if (hit_worse(&h[0], &c)) {
+                h[0] = c;
+                heap_down(h, kk, 0);
+            }
+        }
+        qsort(h, nh, sizeof *h, cmp_hit);
+        for (size_t j = 0; j < kk; j++)
+            res[a * kk + j] = j < nh ? (int64_t)h[j].i : -1;
+    }
+}
+
+typedef struct path_idx {
+    const char *path;
+    size_t i;
+} path_idx;
+
+static int cmp_path_idx(const void *a, const void *b)
+{
+    return strcmp(((const path_idx *)a)->path, ((const path_idx *)b)->path);
+}
+
+static int cmp_item_key(const void *key, const void *it)
+{
+    uint64_t x = *(const uint64_t *)key, y = ((const item *)it)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int intern(GHashTable *h, GPtrArray *names, const char *s)
+{
+    gpointer v;
+    if (g_hash_table_lookup_extended(h, s, NULL, &v)) return GPOINTER_TO_INT(v) - 1;
+    int i = (int)names->len;
+    g_ptr_array_add(names, (gpointer)s);
+    g_hash_table_insert(h, (gpointer)s, GINT_TO_POINTER(i + 1));
+    return i;
+}
+
 int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *out)
 {
     dp_eval_params defaults = dp_eval_default_params();
@@ -57,148 +442,273 @@ int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *o
     double t0 = dp_now();
     size_t k = p->k ? p->k : 4;
     size_t n = dp_index_count(ix), dim = dp_index_dim(ix);
-    if (n < 2) return dp_set_error(DP_ERR_INVALID, "%s: needs at least 2 images", dp_index_path(ix));
+    const char *ipath = dp_index_path(ix);
+    if (n < 2) return dp_set_error(DP_ERR_INVALID, "%s: needs at least 2 images", ipath);
+    if (p->sample == 1) return dp_set_error(DP_ERR_INVALID, "%s: a sample needs 2 or more", ipath);
 
-    /* Intern labels; map ids to label numbers. */
-    GHashTable *lab_ids = g_hash_table_new(g_str_hash, g_str_equal);
-    GHashTable *id_lab = g_hash_table_new(g_int64_hash, g_int64_equal);
-    GPtrArray *lab_names = g_ptr_array_new();
-    uint64_t *qids = malloc(n * sizeof *qids);
-    int64_t *keys = malloc(n * sizeof *keys);
-    int *qlab = malloc(n * sizeof *qlab);
-    float *Q = NULL, *dist = NULL;
-    int64_t *res = NULL;
-    lab_stat *ls = NULL;
+    GHashTable *cls_ids = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *inst_ids = g_hash_table_new(g_str_hash, g_str_equal);
+    GPtrArray *cls_names = g_ptr_array_new(), *inst_names = g_ptr_array_new();
     GHashTable *conf = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    item *items = malloc(n * sizeof *items);
+    size_t *qidx = NULL, *cls_db = NULL, *inst_db = NULL, *inst_start = NULL, *inst_mem = NULL;
+    int64_t *res = NULL;
+    uint64_t *dbids = NULL;
+    float *Q = NULL, *X = NULL;
+    hit *heaps = NULL;
+    lab_stat *ls = NULL;
     int rc = 0;
-    size_t nq = 0, cur = 0;
+    size_t cur = 0, ni = 0;
     dp_index_entry e;
-    if (!qids || !keys || !qlab) {
+    const char *first_path = NULL;
+    if (!items) {
         rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
         goto done;
     }
-    size_t ni = 0;
     while ((rc = dp_index_next(ix, &cur, &e)) == 1) {
-        if (!e.label || !*e.label) continue;
-        gpointer v;
-        int li;
-        if (g_hash_table_lookup_extended(lab_ids, e.label, NULL, &v)) {
-            li = GPOINTER_TO_INT(v);
-        } else {
-            li = (int)lab_names->len;
-            g_ptr_array_add(lab_names, (gpointer)e.label);
-            g_hash_table_insert(lab_ids, (gpointer)e.label, GINT_TO_POINTER(li));
+        const char *lab = e.label, *inst = "";
+        if (!first_path) first_path = e.path;
+        if (p->labels && dp_eval_labels_find(p->labels, e.path, &lab, &inst)) lab = NULL;
+        if (!lab || !*lab) {
+            out->n_unlabelled++;
+            continue;
         }
-        keys[ni] = (int64_t)e.id;
-        g_hash_table_insert(id_lab, &keys[ni], GINT_TO_POINTER(li + 1));
-        qids[ni] = e.id;
-        qlab[ni] = li;
+        items[ni].id = e.id;
+        items[ni].path = e.path ? e.path : "";
+        items[ni].cls = intern(cls_ids, cls_names, lab);
+        items[ni].inst = inst && *inst ? intern(inst_ids, inst_names, inst) : -1;
         ni++;
     }
     if (rc < 0) goto done;
     rc = 0;
-    if (ni < 2) {
-        rc = dp_set_error(DP_ERR_INVALID, "%s: fewer than 2 labelled images", dp_index_path(ix));
+    if (p->labels && ni == 0) {
+        rc = dp_set_error(DP_ERR_NOT_FOUND,
+                          "%s: no stored path is in the manifest (stored paths look like '%s'; "
+                          "the manifest's must be relative to the same folder)",
+                          ipath, first_path ? first_path : "");
         goto done;
     }
-    size_t nl = lab_names->len;
-    ls = calloc(nl, sizeof *ls);
-    if (!ls) {
+    if (ni < 2) {
+        rc = dp_set_error(DP_ERR_INVALID, "%s: fewer than 2 labelled images", ipath);
+        goto done;
+    }
+    size_t ncls = cls_names->len, ninst = inst_names->len;
+
+    /* The database: everything labelled, or a class-proportional sample. */
+    size_t ndb = ni;
+    if (p->sample && p->sample < ni) {
+        if ((rc = proportional_sample(items, ni, p->sample, (const char *const *)cls_names->pdata,
+                                      ncls, p->seed)))
+            goto done;
+        ndb = p->sample;
+    }
+    /* Sorted by id: a result id maps back by bsearch, and the brute force's
+     * tie-break on the row number is the index's tie-break on the id. */
+    qsort(items, ndb, sizeof *items, cmp_item_id);
+
+    cls_db = calloc(ncls, sizeof *cls_db);
+    inst_db = calloc(ninst + 1, sizeof *inst_db);
+    inst_start = calloc(ninst + 1, sizeof *inst_start);
+    inst_mem = malloc(ndb * sizeof *inst_mem);
+    ls = calloc(ncls, sizeof *ls);
+    qidx = malloc(ndb * sizeof *qidx);
+    if (!cls_db || !inst_db || !inst_start || !inst_mem || !ls || !qidx) {
         rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
         goto done;
     }
-    for (size_t i = 0; i < ni; i++) ls[qlab[i]].members++;
-
-    /* Optional deterministic sample of the queries (partial Fisher-Yates). */
-    nq = ni;
-    if (p->queries && p->queries < ni) {
-        GRand *r = g_rand_new_with_seed((guint32)(p->seed ^ (p->seed >> 32)));
-        for (size_t i = 0; i < p->queries; i++) {
-            size_t j = i + (size_t)g_rand_int_range(r, 0, (gint32)(ni - i));
-            uint64_t t = qids[i];
-            qids[i] = qids[j];
-            qids[j] = t;
-            int tl = qlab[i];
-            qlab[i] = qlab[j];
-            qlab[j] = tl;
+    size_t maxinst = 1;
+    bool has_inst = false;
+    for (size_t i = 0; i < ndb; i++) {
+        cls_db[items[i].cls]++;
+        if (items[i].inst >= 0) inst_db[items[i].inst]++;
+    }
+    /* Members of each instance (CSR), to count a query's same-instance,
+     * same-class neighbours exactly. */
+    for (size_t t = 0, o = 0; t < ninst; t++) {
+        inst_start[t] = o;
+        o += inst_db[t];
+        if (inst_db[t] > maxinst) maxinst = inst_db[t];
+        if (inst_db[t]) has_inst = true;
+    }
+    inst_start[ninst] = ndb;
+    {
+        size_t *fill = calloc(ninst + 1, sizeof *fill);
+        if (!fill) {
+            rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+            goto done;
         }
-        g_rand_free(r);
+        for (size_t i = 0; i < ndb; i++)
+            if (items[i].inst >= 0) inst_mem[inst_start[items[i].inst] + fill[items[i].inst]++] = i;
+        free(fill);
+    }
+
+    /* Queries: the whole database or a seeded subsample of it. */
+    size_t nq = ndb;
+    for (size_t i = 0; i < ndb; i++)
+        qidx[i] = i;
+    if (p->queries && p->queries < ndb) {
+        path_idx *pi = malloc(ndb * sizeof *pi);
+        if (!pi) {
+            rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < ndb; i++)
+            pi[i] = (path_idx){items[i].path, i};
+        qsort(pi, ndb, sizeof *pi, cmp_path_idx);
+        for (size_t i = 0; i < ndb; i++)
+            qidx[i] = pi[i].i;
+        free(pi);
+        uint64_t st = p->seed ^ 0xC0FFEE5EEDull;
+        for (size_t i = 0; i < p->queries; i++) {
+            size_t j = i + rng_below(&st, ndb - i);
+            size_t t = qidx[i];
+            qidx[i] = qidx[j];
+            qidx[j] = t;
+        }
         nq = p->queries;
     }
 
     size_t depth = MAP_DEPTH > k ? MAP_DEPTH : k;
-    if (depth > ni - 1) depth = ni - 1;
-    size_t kk = depth;
-    Q = malloc(BLOCK * dim * sizeof *Q);
+    if (depth > ndb - 1) depth = ndb - 1;
+    size_t kk = depth + (has_inst ? maxinst - 1 : 0);
+    if (kk > ndb - 1) kk = ndb - 1;
+    size_t nt = p->threads > 0 ? (size_t)p->threads : (size_t)omp_get_max_threads();
     res = malloc(BLOCK * kk * sizeof *res);
-    dist = malloc(BLOCK * kk * sizeof *dist);
-    uint64_t excl[BLOCK];
-    if (!Q || !res || !dist) {
+    if (!res) {
         rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
         goto done;
     }
+    if (p->minkowski_p > 0) {
+        size_t bytes;
+        if (!dp_mul_ok(ndb, dim, &bytes) || !dp_mul_ok(bytes, sizeof(float), &bytes) ||
+            !(X = malloc(bytes)) || !(heaps = malloc(nt * kk * sizeof *heaps))) {
+            rc = dp_set_error(DP_ERR_NOMEM, "%s: cannot hold %zu x %zu vectors for Minkowski",
+                              ipath, ndb, dim);
+            goto done;
+        }
+        for (size_t i = 0; i < ndb; i++) {
+            if ((rc = dp_index_get(ix, items[i].id, &e))) goto done;
+            memcpy(X + i * dim, e.vector, dim * sizeof *X);
+        }
+        snprintf(out->metric, sizeof out->metric, "minkowski:%g", p->minkowski_p);
+    } else {
+        if (!(Q = malloc(BLOCK * dim * sizeof *Q))) {
+            rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+            goto done;
+        }
+        const char *mn = dp_metric_name(p->metric ? p->metric : dp_index_metric(ix));
+        snprintf(out->metric, sizeof out->metric, "%s", mn ? mn : "?");
+    }
+    dbids = malloc(ndb * sizeof *dbids);
+    if (!dbids) {
+        rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < ndb; i++)
+        dbids[i] = items[i].id;
+    idset db = {dbids, ndb};
+    uint64_t excl[BLOCK];
     dp_search_params sp = dp_search_default_params();
     sp.k = kk;
     sp.threads = p->threads;
     sp.exclude_ids = excl;
+    sp.metric = p->metric;
+    if (ndb < n) { /* unlabelled entries or a sample: keep results inside */
+        sp.filter = in_idset;
+        sp.filter_user_data = &db;
+    }
+
     double sum_prec = 0, sum_top1 = 0, sum_ap = 0;
+    size_t r1 = 0, r5 = 0, niq = 0, no_rel = 0;
     for (size_t b = 0; b < nq; b += BLOCK) {
         size_t m = nq - b < BLOCK ? nq - b : BLOCK;
-        for (size_t i = 0; i < m; i++) {
-            if ((rc = dp_index_get(ix, qids[b + i], &e))) goto done;
-            memcpy(Q + i * dim, e.vector, dim * sizeof *Q);
-            excl[i] = qids[b + i];
+        if (X) {
+            minkowski_knn(X, ndb, dim, qidx + b, m, p->minkowski_p, kk, (int)nt, heaps, res);
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                if ((rc = dp_index_get(ix, items[qidx[b + i]].id, &e))) break;
+                memcpy(Q + i * dim, e.vector, dim * sizeof *Q);
+                excl[i] = items[qidx[b + i]].id;
+            }
+            if (rc || (rc = dp_index_search(ix, Q, m, &sp, res, NULL))) goto done;
+            for (size_t i = 0; i < m * kk; i++) {
+                if (res[i] < 0) continue;
+                uint64_t id = (uint64_t)res[i];
+                const item *it = bsearch(&id, items, ndb, sizeof *items, cmp_item_key);
+                res[i] = it ? (int64_t)(it - items) : -1;
+            }
         }
-        if ((rc = dp_index_search(ix, Q, m, &sp, res, dist))) goto done;
         for (size_t i = 0; i < m; i++) {
-            int ql = qlab[b + i];
+            const item *q = &items[qidx[b + i]];
+            int qc = q->cls, qi = q->inst;
             const int64_t *r = res + i * kk;
-            size_t hits_k = 0, hits = 0;
+            if (qi >= 0 && inst_db[qi] >= 2) {
+                niq++;
+                for (size_t j = 0; j < kk && j < 5 && r[j] >= 0; j++)
+                    if (items[r[j]].inst == qi) {
+                        r1 += j == 0;
+                        r5++;
+                        break;
+                    }
+            }
+            size_t rank = 0, hits_k = 0, hits = 0;
             double ap = 0;
             int first_lab = -1;
-            for (size_t j = 0; j < kk && r[j] >= 0; j++) {
-                int64_t id = r[j];
-                int lab = GPOINTER_TO_INT(g_hash_table_lookup(id_lab, &id)) - 1;
-                if (j == 0) first_lab = lab;
-                if (lab == ql) {
+            for (size_t j = 0; j < kk && r[j] >= 0 && rank < depth; j++) {
+                const item *it = &items[r[j]];
+                if (qi >= 0 && it->inst == qi) continue; /* a free hit */
+                if (rank == 0) first_lab = it->cls;
+                if (it->cls == qc) {
                     hits++;
-                    if (j < k) hits_k++;
-                    ap += (double)hits / (double)(j + 1);
+                    if (rank < k) hits_k++;
+                    ap += (double)hits / (double)(rank + 1);
                 }
+                rank++;
             }
-            size_t relevant = ls[ql].members - 1;
-            size_t denom = relevant < kk ? relevant : kk;
+            size_t relevant = cls_db[qc] - 1;
+            if (qi >= 0)
+                for (size_t t = inst_start[qi]; t < inst_start[qi + 1]; t++)
+                    if (&items[inst_mem[t]] != q && items[inst_mem[t]].cls == qc) relevant--;
+            if (!relevant) no_rel++;
+            size_t denom = relevant < depth ? relevant : depth;
             double prec = (double)hits_k / (double)k;
-            double top1 = first_lab == ql;
+            double top1 = first_lab == qc;
             sum_prec += prec;
             sum_top1 += top1;
             sum_ap += denom ? ap / (double)denom : 0;
-            ls[ql].n++;
-            ls[ql].prec += prec;
-            ls[ql].top1 += top1;
+            ls[qc].n++;
+            ls[qc].prec += prec;
+            ls[qc].top1 += top1;
             if (!top1 && first_lab >= 0) {
-                char *key = g_strdup_printf("%d\t%d", ql, first_lab);
+                char *key = g_strdup_printf("%d\t%d", qc, first_lab);
                 gpointer old = g_hash_table_lookup(conf, key);
                 g_hash_table_replace(conf, key, GSIZE_TO_POINTER(GPOINTER_TO_SIZE(old) + 1));
             }
         }
     }
     out->n_queries = nq;
+    out->n_database = ndb;
     out->k = k;
     out->precision_at_k = sum_prec / (double)nq;
     out->top1 = sum_top1 / (double)nq;
     out->map100 = sum_ap / (double)nq;
+    out->n_no_relevant = no_rel;
+    out->has_instances = has_inst;
+    out->instances_skipped = has_inst;
+    out->n_instance_queries = niq;
+    out->instance_recall1 = niq ? (double)r1 / (double)niq : 0;
+    out->instance_recall5 = niq ? (double)r5 / (double)niq : 0;
 
-    /* Per label, worst first; label strings point into the index. */
-    out->labels = calloc(nl, sizeof *out->labels);
+    /* Per label, worst first; label strings point into the index/labels. */
+    out->labels = calloc(ncls, sizeof *out->labels);
     if (!out->labels) {
         rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
         goto done;
     }
-    for (size_t l = 0; l < nl; l++) {
+    for (size_t l = 0; l < ncls; l++) {
         if (!ls[l].n) continue;
         dp_eval_label *o = &out->labels[out->n_labels++];
-        o->label = g_ptr_array_index(lab_names, l);
+        o->label = g_ptr_array_index(cls_names, l);
         o->n = ls[l].n;
         o->precision = ls[l].prec / (double)ls[l].n;
         o->top1 = ls[l].top1 / (double)ls[l].n;
@@ -218,8 +728,8 @@ int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *o
     while (g_hash_table_iter_next(&it, &key, &val)) {
         int a, b2;
         sscanf(key, "%d\t%d", &a, &b2);
-        all[ci].from = g_ptr_array_index(lab_names, a);
-        all[ci].to = g_ptr_array_index(lab_names, b2);
+        all[ci].from = g_ptr_array_index(cls_names, a);
+        all[ci].to = g_ptr_array_index(cls_names, b2);
         all[ci++].count = GPOINTER_TO_SIZE(val);
     }
     qsort(all, nc, sizeof *all, cmp_conf);
@@ -229,16 +739,22 @@ int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *o
 
 done:
     if (rc) dp_eval_report_free(out);
-    g_hash_table_destroy(lab_ids);
-    g_hash_table_destroy(id_lab);
+    g_hash_table_destroy(cls_ids);
+    g_hash_table_destroy(inst_ids);
     g_hash_table_destroy(conf);
-    g_ptr_array_free(lab_names, TRUE);
-    free(qids);
-    free(keys);
-    free(qlab);
-    free(Q);
+    g_ptr_array_free(cls_names, TRUE);
+    g_ptr_array_free(inst_names, TRUE);
+    free(items);
+    free(qidx);
+    free(cls_db);
+    free(inst_db);
+    free(inst_start);
+    free(inst_mem);
     free(res);
-    free(dist);
+    free(dbids);
+    free(Q);
+    free(X);
+    free(heaps);
     free(ls);
     return rc;
 }

@@ -1,0 +1,4 @@
+# doppel eval and viz, end to end (the library parts are tests/unit/test_eval*.c
+# and test_tsne*.c, registered by the unit-test glob).
+add_test(NAME cli_eval
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_eval_cli.sh $<TARGET_FILE:doppel_cli>)
