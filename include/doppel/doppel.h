@@ -4,6 +4,7 @@
 #define DOPPEL_H
 
 #include "doppel/common.h"
+#include "doppel/ann.h"
 #include "doppel/dedup.h"
 #include "doppel/embed.h"
 #include "doppel/eval.h"

@@ -22,12 +22,19 @@
 #define MAX_SEGMENTS 64   /* compact beyond this many appended segments */
 #define MAX_FAILURES 10000000u
 
-static const char *const sec_names[] = {"?",       "vectors", "ids",     "entries",
-                                        "strings", "deleted", "failures"};
+static const char *const sec_names[] = {"?",       "vectors", "ids",      "entries",
+                                        "strings", "deleted", "failures", "named"};
 
 static const char *sec_name(uint32_t kind)
 {
     return kind < sizeof sec_names / sizeof sec_names[0] ? sec_names[kind] : "unknown";
+}
+
+/* The stored name of a named section whose head was validated at load. */
+static const char *sec_label(const uint8_t *base, const dpx_sec *s)
+{
+    if (s->kind == DPX_SEC_NAMED && base) return (const char *)(base + s->offset);
+    return sec_name(s->kind);
 }
 
 static uint64_t align_up(uint64_t x)
@@ -310,6 +317,11 @@ static bool idmap_find(const dp_index *ix, uint64_t id, size_t *row)
     }
 }
 
+bool dpx_find_row(const dp_index *ix, uint64_t id, size_t *row)
+{
+    return idmap_find(ix, id, row);
+}
+
 /* Insert; returns 1 if id was already there. Needs a free slot. */
 static int idmap_put(dp_index *ix, uint64_t id, size_t row)
 {
@@ -527,6 +539,9 @@ static void ix_release(dp_index *ix)
     free(ix->id_rows);
     free(ix->deleted);
     failures_clear(ix);
+    for (size_t i = 0; i < ix->n_named; i++)
+        free(ix->named[i].pend);
+    free(ix->named);
     free(ix->all_secs);
     free(ix->path_map.slots);
 }
@@ -640,7 +655,7 @@ static int sec_check_crc(const dp_index *ix, const uint8_t *base, const dpx_sec 
         if (s->kind <= DPX_SEC_STRINGS)
             return FERR("%s: checksum mismatch in section '%s' (segment %u)", ix->path,
                         sec_name(s->kind), s->segment);
-        return FERR("%s: checksum mismatch in section '%s'", ix->path, sec_name(s->kind));
+        return FERR("%s: checksum mismatch in section '%s'", ix->path, sec_label(base, s));
     }
     return 0;
 }
@@ -717,6 +732,62 @@ static int parse_failures(dp_index *ix, const uint8_t *p, const dpx_sec *s)
     return 0;
 bad:
     return FERR("%s: section 'failures' has a record out of bounds", ix->path);
+}
+
+static bool name_ok(const char *name, size_t n)
+{
+    if (n == 0 || n > DPX_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static dpx_named *named_find(const dp_index *ix, const char *name)
+{
+    for (size_t i = 0; i < ix->n_named; i++)
+        if (!strcmp(ix->named[i].name, name)) return &ix->named[i];
+    return NULL;
+}
+
+static dpx_named *named_new(dp_index *ix, const char *name)
+{
+    if (ix->n_named == ix->cap_named) {
+        size_t cap = ix->cap_named ? ix->cap_named * 2 : 8;
+        dpx_named *n = realloc(ix->named, cap * sizeof *n);
+        if (!n) return NULL;
+        ix->named = n;
+        ix->cap_named = cap;
+    }
+    dpx_named *n = &ix->named[ix->n_named++];
+    memset(n, 0, sizeof *n);
+    memcpy(n->name, name, strlen(name) + 1);
+    return n;
+}
+
+/* A named section's head: the name (its only content read at open). */
+static int named_load(dp_index *ix, const uint8_t *data, const dpx_sec *s)
+{
+    dpx_named_head h;
+    memcpy(&h, data, sizeof h);
+    size_t n = strnlen(h.name, sizeof h.name);
+    if (n == sizeof h.name || !name_ok(h.name, n))
+        return FERR("%s: a named section at offset %llu has an invalid name", ix->path,
+                    (unsigned long long)s->offset);
+    for (size_t i = n; i < sizeof h.name; i++)
+        if (h.name[i]) return FERR("%s: section '%s' has a badly padded name", ix->path, h.name);
+    if (h.data_bytes != s->count)
+        return FERR("%s: section '%s' says %llu bytes, its record %llu", ix->path, h.name,
+                    (unsigned long long)h.data_bytes, (unsigned long long)s->count);
+    if (named_find(ix, h.name)) return FERR("%s: two sections named '%s'", ix->path, h.name);
+    dpx_named *nd = named_new(ix, h.name);
+    if (!nd) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    nd->sec = *s;
+    nd->data = data + sizeof h;
+    return 0;
 }
 
 /* Parse the committed state of base[0..len) into a fresh ix. */
@@ -812,7 +883,7 @@ static int ix_load(dp_index *ix, const uint8_t *base, size_t len)
     for (size_t i = 0; i < nsec; i++) {
         dpx_sec s;
         memcpy(&s, dp + off + i * sizeof s, sizeof s);
-        if (s.kind == 0 || s.kind > DPX_SEC_FAILURES) {
+        if (s.kind == 0 || s.kind > DPX_SEC_NAMED) {
             if (s.kind & DPX_KIND_REQUIRED)
                 return dp_set_error(DP_ERR_UNSUPPORTED,
                                     "%s: section kind 0x%x needs a newer doppel", ix->path, s.kind);
@@ -838,6 +909,9 @@ static int ix_load(dp_index *ix, const uint8_t *base, size_t len)
         case DPX_SEC_STRINGS:
             want = s.count;
             break;
+        case DPX_SEC_NAMED:
+            sized = !__builtin_add_overflow(s.count, sizeof(dpx_named_head), &want);
+            break;
         default:
             want = s.bytes;
             break;
@@ -862,6 +936,8 @@ static int ix_load(dp_index *ix, const uint8_t *base, size_t len)
                 g->str = (const char *)data;
                 g->str_bytes = (size_t)s.bytes;
             }
+        } else if (s.kind == DPX_SEC_NAMED) {
+            if ((rc = named_load(ix, data, &s))) return rc;
         } else if (s.kind == DPX_SEC_DELETED || s.kind == DPX_SEC_FAILURES) {
             if ((s.kind == DPX_SEC_DELETED ? have_del : have_fail))
                 return FERR("%s: two '%s' sections", ix->path, sec_name(s.kind));
@@ -1399,14 +1475,32 @@ static int finish_commit(const dp_index *ix, wr *w, const dpx_sec *secs, size_t 
     return 0;
 }
 
+/* A named section: its head, then the pending or the committed bytes. */
+static dpx_sec write_named(wr *w, const dpx_named *n)
+{
+    const uint8_t *d = n->has_pend ? n->pend : n->data;
+    size_t len = n->has_pend ? n->pend_bytes : (size_t)n->sec.count;
+    dpx_named_head h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.name, n->name, strlen(n->name));
+    h.data_bytes = len;
+    sec_begin(w);
+    wr_data(w, &h, sizeof h);
+    if (len) wr_data(w, d, len);
+    return sec_end(w, DPX_SEC_NAMED, 0, len);
+}
+
 /* Write ix's whole current state (live rows only) into fd as a fresh file. */
 static int write_compact(const dp_index *ix, int fd)
 {
     wr w = {.fd = fd, .off = DPX_HEADER_BYTES, .cap = 1 << 20};
-    dpx_sec secs[6];
     size_t nsec = 0;
     int rc = 0;
-    if (!(w.buf = malloc(w.cap))) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    dpx_sec *secs = calloc(6 + ix->n_named, sizeof *secs);
+    if (!secs || !(w.buf = malloc(w.cap))) {
+        free(secs);
+        return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    }
     size_t live = ix->live;
     /* vectors */
     sec_begin(&w);
@@ -1461,8 +1555,11 @@ static int write_compact(const dp_index *ix, int fd)
         write_failures(ix, &w);
         secs[nsec++] = sec_end(&w, DPX_SEC_FAILURES, 0, ix->n_fail);
     }
+    for (size_t i = 0; i < ix->n_named; i++)
+        if (!ix->named[i].dropped) secs[nsec++] = write_named(&w, &ix->named[i]);
     rc = finish_commit(ix, &w, secs, nsec, 0, ix->seq + 1, true);
 done:
+    free(secs);
     free(w.buf);
     return rc;
 }
@@ -1553,7 +1650,7 @@ static int do_compact(dp_index *ix)
 static int do_append(dp_index *ix)
 {
     wr w = {.fd = ix->fd, .off = align_up(ix->file_bytes), .cap = 1 << 20};
-    size_t nsec = 0, cap = ix->n_all_secs + 6;
+    size_t nsec = 0, cap = ix->n_all_secs + 6 + ix->n_named;
     dpx_sec *secs = calloc(cap, sizeof *secs);
     int rc = 0;
     if (!secs || !(w.buf = malloc(w.cap))) {
@@ -1565,6 +1662,10 @@ static int do_append(dp_index *ix)
         if ((k == DPX_SEC_DELETED && ix->deleted_dirty) ||
             (k == DPX_SEC_FAILURES && ix->fail_dirty))
             continue;
+        if (k == DPX_SEC_NAMED) {
+            const dpx_named *n = named_find(ix, sec_label(ix->map, &ix->all_secs[i]));
+            if (!n || n->dropped || n->has_pend) continue; /* replaced or gone */
+        }
         secs[nsec++] = ix->all_secs[i];
     }
     if (ix->pending && ix->p_n) {
@@ -1593,6 +1694,9 @@ static int do_append(dp_index *ix)
         write_failures(ix, &w);
         secs[nsec++] = sec_end(&w, DPX_SEC_FAILURES, 0, ix->n_fail);
     }
+    for (size_t i = 0; i < ix->n_named; i++)
+        if (ix->named[i].has_pend && !ix->named[i].dropped)
+            secs[nsec++] = write_named(&w, &ix->named[i]);
     rc = finish_commit(ix, &w, secs, nsec, 1 - ix->slot, ix->seq + 1, false);
     if (!rc) {
         int fd = ix->fd;
@@ -1676,7 +1780,7 @@ int dp_index_section_at(const dp_index *ix, size_t i, dp_index_section *out)
 {
     if (i >= ix->n_all_secs) return dp_set_error(DP_ERR_NOT_FOUND, "section index %zu", i);
     const dpx_sec *s = &ix->all_secs[i];
-    out->name = sec_name(s->kind);
+    out->name = sec_label(ix->map, s);
     out->segment = s->segment;
     out->offset = s->offset;
     out->bytes = s->bytes;
@@ -1701,5 +1805,92 @@ int dp_index_verify(const dp_index *ix)
                                 s->row0 + i, (unsigned long long)e.id, j);
         }
     }
+    return 0;
+}
+
+/* ---- named sections ------------------------------------------------------- */
+
+int dp_index_put_section(dp_index *ix, const char *name, const void *data, size_t bytes)
+{
+    if (!ix->writable)
+        return dp_set_error(DP_ERR_INVALID, "dp_index_put_section: %s is open read-only", ix->path);
+    if (!name || !name_ok(name, strlen(name)))
+        return dp_set_error(DP_ERR_INVALID,
+                            "dp_index_put_section: section name '%s' is not 1..%u bytes of "
+                            "[A-Za-z0-9._-]",
+                            name ? name : "(null)", DPX_NAME_MAX);
+    if (bytes && !data) return dp_set_error(DP_ERR_INVALID, "dp_index_put_section: data is NULL");
+    void *copy = NULL;
+    if (posix_memalign(&copy, DPX_ALIGN, bytes ? bytes : 1))
+        return dp_set_error(DP_ERR_NOMEM, "dp_index_put_section: %s: out of memory for %zu bytes",
+                            name, bytes);
+    if (bytes) memcpy(copy, data, bytes);
+    dpx_named *n = named_find(ix, name);
+    if (!n && !(n = named_new(ix, name))) {
+        free(copy);
+        return dp_set_error(DP_ERR_NOMEM, "dp_index_put_section: out of memory");
+    }
+    free(n->pend);
+    n->pend = copy;
+    n->pend_bytes = bytes;
+    n->has_pend = true;
+    n->dropped = false;
+    ix->dirty = true;
+    return 0;
+}
+
+int dp_index_drop_section(dp_index *ix, const char *name)
+{
+    if (!ix->writable)
+        return dp_set_error(DP_ERR_INVALID, "dp_index_drop_section: %s is open read-only",
+                            ix->path);
+    dpx_named *n = name ? named_find(ix, name) : NULL;
+    if (!n || n->dropped)
+        return dp_set_error(DP_ERR_NOT_FOUND, "%s: no section named '%s'", ix->path,
+                            name ? name : "(null)");
+    DP_FREE(n->pend);
+    n->has_pend = false;
+    n->dropped = true;
+    ix->dirty = true;
+    return 0;
+}
+
+int dp_index_get_section(const dp_index *ix, const char *name, const void **data, size_t *bytes)
+{
+    const dpx_named *n = name ? named_find(ix, name) : NULL;
+    if (!n || n->dropped)
+        return dp_set_error(DP_ERR_NOT_FOUND, "%s: no section named '%s'", ix->path,
+                            name ? name : "(null)");
+    *data = n->has_pend ? n->pend : n->data;
+    *bytes = n->has_pend ? n->pend_bytes : (size_t)n->sec.count;
+    return 0;
+}
+
+int dp_index_check_section(const dp_index *ix, const char *name)
+{
+    const dpx_named *n = name ? named_find(ix, name) : NULL;
+    if (!n || n->dropped)
+        return dp_set_error(DP_ERR_NOT_FOUND, "%s: no section named '%s'", ix->path,
+                            name ? name : "(null)");
+    if (n->has_pend) return 0;
+    return sec_check_crc(ix, ix->map, &n->sec);
+}
+
+size_t dp_index_count_sections(const dp_index *ix, const char *prefix)
+{
+    size_t c = 0, pl = strlen(prefix);
+    for (size_t i = 0; i < ix->n_named; i++)
+        if (!ix->named[i].dropped && !strncmp(ix->named[i].name, prefix, pl)) c++;
+    return c;
+}
+
+int dp_index_drop_sections(dp_index *ix, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < ix->n_named; i++)
+        if (!ix->named[i].dropped && !strncmp(ix->named[i].name, prefix, pl)) {
+            int rc = dp_index_drop_section(ix, ix->named[i].name);
+            if (rc) return rc;
+        }
     return 0;
 }

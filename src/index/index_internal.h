@@ -33,7 +33,10 @@ enum {
     DPX_SEC_STRINGS = 4,
     DPX_SEC_DELETED = 5,
     DPX_SEC_FAILURES = 6,
+    DPX_SEC_NAMED = 7, /* an application section (ANN graphs, ...): dpx_named_head + bytes */
 };
+
+#define DPX_NAME_MAX 55u /* bytes of a named section's name, without the NUL */
 
 /* File header, offset 0 (the rest of the 4 KiB page is zero). */
 typedef struct dpx_header {
@@ -100,6 +103,14 @@ typedef struct dpx_entry {
     uint64_t reserved1;
 } dpx_entry;
 
+/* First 64 bytes of a named section, so the data after it keeps the
+ * section's 64-byte alignment. The name is NUL-padded. */
+typedef struct dpx_named_head {
+    char name[DPX_NAME_MAX + 1];
+    uint64_t data_bytes; /* == the section's count; bytes == 64 + count */
+} dpx_named_head;
+
+_Static_assert(sizeof(dpx_named_head) == 64, "named head layout");
 _Static_assert(sizeof(dpx_header) == 24, "header layout");
 _Static_assert(sizeof(dpx_slot) == 64, "slot layout");
 _Static_assert(sizeof(dpx_dir) == 32, "dir layout");
@@ -130,6 +141,18 @@ typedef struct dpx_meta {
     int64_t i;
     double f;
 } dpx_meta;
+
+/* A named section: the committed copy in the map and/or a replacement put
+ * since the last commit (which the next commit writes). */
+typedef struct dpx_named {
+    char name[DPX_NAME_MAX + 1];
+    dpx_sec sec;         /* as committed; kind 0 if never committed */
+    const uint8_t *data; /* committed bytes after the head */
+    uint8_t *pend;       /* 64-byte aligned heap copy, when has_pend */
+    size_t pend_bytes;
+    bool has_pend;
+    bool dropped; /* removed since the last commit */
+} dpx_named;
 
 typedef struct dpx_strmap {
     uint64_t *slots; /* row + 1, 0 = empty */
@@ -188,6 +211,10 @@ struct dp_index {
     bool fail_dirty;
     dpx_sec fail_sec;
 
+    /* named sections (committed and pending) */
+    dpx_named *named;
+    size_t n_named, cap_named;
+
     /* other sections of the committed directory, for describe */
     dpx_sec *all_secs;
     size_t n_all_secs;
@@ -211,5 +238,26 @@ static inline uint64_t dpx_row_id(const dp_index *ix, size_t row)
     const dpx_seg *s = dpx_seg_of(ix, row, &l);
     return s->ids[l];
 }
+
+/* ---- Named sections (the ANN module stores its structures in these) ---- *
+ * Names are 1..55 bytes of [A-Za-z0-9._-]. Data handed out is 64-byte
+ * aligned and stays valid until the next modifying call on the index. */
+
+/* Store (a copy of) data under name, replacing any section of that name at
+ * the next commit. Needs a writable index. */
+int dp_index_put_section(dp_index *ix, const char *name, const void *data, size_t bytes);
+/* Forget a section at the next commit; DP_ERR_NOT_FOUND if there is none. */
+int dp_index_drop_section(dp_index *ix, const char *name);
+/* The current bytes of a section (pending or committed); DP_ERR_NOT_FOUND
+ * if absent. */
+int dp_index_get_section(const dp_index *ix, const char *name, const void **data, size_t *bytes);
+/* Check a committed section's CRC-32C (0 for a pending one, which never
+ * touched the disk). */
+int dp_index_check_section(const dp_index *ix, const char *name);
+/* The row of a stored id (live or removed but not yet compacted). */
+bool dpx_find_row(const dp_index *ix, uint64_t id, size_t *row);
+/* Sections whose name starts with prefix: count, and drop them all. */
+size_t dp_index_count_sections(const dp_index *ix, const char *prefix);
+int dp_index_drop_sections(dp_index *ix, const char *prefix);
 
 #endif

@@ -1,0 +1,124 @@
+/* doppel ann: approximate nearest-neighbour structures stored as named
+ * sections of the index file (docs/index-format.md), opened by mmap.
+ *
+ * HNSW (the only kind so far) is a layered proximity graph. Level 0 keeps,
+ * per node, the vector and its 2*M neighbour ids in one record, so a hop costs
+ * one cache-missing region (prefetched while the previous neighbour's
+ * distance is computed). The build is deterministic for a given seed whatever
+ * the thread count: nodes are inserted in a seeded random order, in batches
+ * whose members search the graph as it was before the batch (in parallel,
+ * read-only) and whose reverse links are then applied grouped by target node
+ * in a fixed order. Same data, same seed, same parameters: byte-identical
+ * sections.
+ *
+ * The structure refers to entries by id, so it survives appends and
+ * compactions of the index. Live entries the graph does not hold yet (added
+ * after the build) are scanned exactly and merged into every answer until
+ * dp_ann_update() inserts them; removed entries are tombstones: the graph
+ * still walks through them, results never contain them, and a search still
+ * returns k live results when k exist.
+ *
+ * Lifetime: a dp_ann reads the dp_index it was opened or built from and must
+ * be freed before it. After a modifying call on the index (add, commit,
+ * compact) searches fail with DP_ERR_INVALID until dp_ann_update() rebinds
+ * it; removals are seen at once.
+ *
+ * Thread safety: a `const dp_ann *` may be searched from many threads at
+ * once; build, update and save need exclusive access. */
+#ifndef DOPPEL_ANN_H
+#define DOPPEL_ANN_H
+
+#include "doppel/common.h"
+#include "doppel/index.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dp_ann dp_ann;
+
+typedef enum dp_ann_kind {
+    DP_ANN_NONE = 0,
+    DP_ANN_HNSW = 1,
+} dp_ann_kind;
+
+/* "hnsw"; NULL for an unknown kind. */
+DP_API const char *dp_ann_kind_name(int kind);
+/* DP_ERR_INVALID for an unknown name. */
+DP_API int dp_ann_kind_parse(const char *name, int *kind);
+
+typedef struct dp_ann_build_params {
+    int kind;                 /* dp_ann_kind (default DP_ANN_HNSW) */
+    uint32_t M;               /* HNSW: links per node above level 0 (default 16), 2*M at 0 */
+    uint32_t ef_construction; /* HNSW: candidate list while linking (default 200) */
+    uint64_t seed;            /* node levels and insertion order (default 42) */
+    int threads;              /* 0 = all cores; the result does not depend on it */
+    dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
+    void *user_data;
+} dp_ann_build_params;
+
+DP_API dp_ann_build_params dp_ann_default_build_params(void);
+
+/* Build over every live entry of ix. Nothing is written: dp_ann_save() puts
+ * the sections into a writable index, dp_index_commit() makes them durable. */
+DP_API int dp_ann_build(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out);
+
+typedef struct dp_ann_open_params {
+    int kind;    /* DP_ANN_NONE: whichever the index holds */
+    bool verify; /* also check the CRC of the large sections (reads them all) */
+} dp_ann_open_params;
+
+DP_API dp_ann_open_params dp_ann_default_open_params(void);
+
+/* Open the structure stored in ix's sections: DP_ERR_NOT_FOUND if there is
+ * none, DP_ERR_FORMAT if it is corrupt or does not fit the index. */
+DP_API int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out);
+DP_API void dp_ann_free(dp_ann *a);
+
+/* Rebind to ix's current state and insert the live entries the structure
+ * does not hold (p gives threads, progress; the shape parameters stay those
+ * of the build). */
+DP_API int dp_ann_update(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p);
+/* Replace the index's sections of this kind by a's (durable after the next
+ * dp_index_commit). Afterwards a must be rebound with dp_ann_update(ix) or
+ * reopened before it searches again. */
+DP_API int dp_ann_save(const dp_ann *a, dp_index *ix);
+/* Remove every ANN section from a writable index (at the next commit). */
+DP_API int dp_ann_drop(dp_index *ix);
+
+typedef struct dp_ann_search_params {
+    size_t k;  /* neighbours per query (default 10) */
+    size_t ef; /* HNSW: candidate list size, raised to k if smaller (default 64) */
+    /* Per-query id to leave out, or NULL (as in dp_search_params). */
+    const uint64_t *exclude_ids;
+    dp_id_filter_fn filter; /* keep only ids for which it returns nonzero */
+    void *filter_user_data;
+    int threads; /* over the queries of a batch; 0 = all cores, 1 = this thread */
+} dp_ann_search_params;
+
+DP_API dp_ann_search_params dp_ann_default_search_params(void);
+
+/* k approximate nearest neighbours of nq queries (nq x dim floats), nearest
+ * first, in the index's metric and with the same distances as
+ * dp_index_search; rows short of k are padded with id -1 and +INFINITY.
+ * dist_out may be NULL. */
+DP_API int dp_ann_search(const dp_ann *a, const float *queries, size_t nq,
+                         const dp_ann_search_params *p, int64_t *ids_out, float *dist_out);
+
+typedef struct dp_ann_info {
+    int kind;
+    size_t nodes;     /* entries the structure holds, tombstones included */
+    size_t dead;      /* of which no longer live in the index */
+    size_t unindexed; /* live entries scanned exactly (added since the build) */
+    size_t bytes;     /* size of the structure's sections */
+    uint32_t M, ef_construction;
+    int max_level;
+    uint64_t seed;
+} dp_ann_info;
+
+DP_API int dp_ann_describe(const dp_ann *a, dp_ann_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

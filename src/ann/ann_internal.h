@@ -1,0 +1,158 @@
+/* Internals of the ANN module: the HNSW graph (hnsw.c) and the handle that
+ * binds it to an index (ann.c).
+ *
+ * HNSW node record, level 0 (one per node, contiguous, rec_bytes each):
+ *
+ *     float vec[dim] | u32 count | u32 links[M0]
+ *
+ * The vector comes first so a distance and the following walk of the
+ * node's links read one region; the next neighbour's record is prefetched
+ * while the current one is compared. Levels >= 1 are rare (1/M of the nodes
+ * per level) and live in a separate pool: node i with level L owns
+ * L blocks of (1 + M) u32 at upper_off[i] (derived from the levels at open),
+ * block l - 1 holding level l as count + links. */
+#ifndef DP_ANN_INTERNAL_H
+#define DP_ANN_INTERNAL_H
+
+#include "doppel/ann.h"
+#include "index/index_internal.h"
+#include "linalg/dist.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HNSW_MAX_LEVEL 30
+#define HNSW_MAX_M 256
+#define ANN_NO_ROW UINT64_MAX
+
+/* "hnsw.meta": what the other hnsw.* sections hold. */
+typedef struct hnsw_meta {
+    char magic[8]; /* "DPHNSW\0\0" */
+    uint32_t version;
+    uint32_t dim;
+    uint32_t metric;
+    uint32_t M, M0, ef_construction;
+    uint64_t n;
+    uint64_t seed;
+    uint64_t upper_words;
+    uint32_t entry;
+    int32_t max_level; /* -1 when empty */
+    uint32_t rec_bytes;
+    uint32_t reserved[3];
+} hnsw_meta;
+_Static_assert(sizeof(hnsw_meta) == 80, "hnsw_meta layout");
+
+/* How distances are formed from the kernels: smaller is nearer. */
+typedef struct dist_fn {
+    const dp_dist_ops_t *ops;
+    int op;     /* 0 l2sq, 1 dot (bias - dot), 2 l1 */
+    float bias; /* 0 for ip (-dot), 1 for cosine (1 - dot) */
+    uint32_t dim;
+} dist_fn;
+
+static inline float dist_eval(const dist_fn *f, const float *q, const float *x)
+{
+    float o;
+    switch (f->op) {
+    case 0:
+        f->ops->l2sq(q, x, 1, f->dim, &o);
+        return o;
+    case 1:
+        f->ops->dot(q, x, 1, f->dim, &o);
+        return f->bias - o;
+    default:
+        f->ops->l1(q, x, 1, f->dim, &o);
+        return o;
+    }
+}
+
+typedef struct hnsw {
+    uint32_t dim, M, M0, efc;
+    int metric;
+    uint64_t seed;
+    size_t n, cap; /* nodes, allocated nodes (heap) */
+    size_t rec_bytes;
+    uint8_t *nodes;  /* n records; points into the map unless owned */
+    uint64_t *ids;   /* id of each node */
+    uint8_t *levels; /* level of each node */
+    uint32_t *upper; /* level >= 1 blocks */
+    size_t upper_words, upper_cap;
+    uint64_t *upper_off; /* heap, derived from levels */
+    uint32_t entry;
+    int max_level;
+    bool owned; /* nodes/ids/levels/upper are heap copies */
+    dist_fn df;
+} hnsw;
+
+static inline const float *hnsw_vec(const hnsw *h, size_t i)
+{
+    return (const float *)(h->nodes + i * h->rec_bytes);
+}
+static inline uint32_t *hnsw_links(const hnsw *h, size_t i, int level)
+{
+    if (level == 0) return (uint32_t *)(h->nodes + i * h->rec_bytes + (size_t)h->dim * 4);
+    return h->upper + h->upper_off[i] + (size_t)(level - 1) * (h->M + 1);
+}
+
+/* Generation-stamped visited marks: clearing is one increment. */
+typedef struct visited {
+    uint16_t *mark;
+    size_t n;
+    uint16_t gen;
+} visited;
+
+/* (distance, node) pairs for the candidate and result heaps. */
+typedef struct cand {
+    float d;
+    uint32_t id;
+} cand;
+
+/* Scratch of one searching thread. */
+typedef struct hnsw_scratch {
+    visited vis;
+    cand *top, *cq, *tmp;
+    size_t cap;
+} hnsw_scratch;
+
+int hnsw_scratch_init(hnsw_scratch *s, size_t n, size_t ef_cap);
+void hnsw_scratch_free(hnsw_scratch *s);
+
+/* Which nodes may be results (live, pass the filter); NULL = all. */
+typedef bool (*hnsw_accept_fn)(uint32_t node, void *ctx);
+
+/* Level-0 search from the top: up to ef accepted results in out (sorted,
+ * nearest first); returns how many. */
+size_t hnsw_search(const hnsw *h, const float *q, size_t ef, hnsw_scratch *s, hnsw_accept_fn accept,
+                   void *ctx, cand *out);
+
+void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed);
+/* Insert the vectors vecs[i] (ids[i]) as new nodes; heap-copies a mapped
+ * graph first. Deterministic whatever threads is. */
+int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t count, int threads,
+                dp_progress_fn progress, void *user_data);
+void hnsw_free(hnsw *h);
+/* Load from the index's hnsw.* sections (pointers into the map). */
+int hnsw_load(hnsw *h, const dp_index *ix, bool verify);
+/* Put hnsw.* sections into ix. */
+int hnsw_save(const hnsw *h, dp_index *ix);
+size_t hnsw_bytes(const hnsw *h);
+void dist_fn_init(dist_fn *f, int metric, uint32_t dim);
+
+struct dp_ann {
+    int kind;
+    hnsw g;
+    const dp_index *ix;
+    uint64_t ix_seq;
+    size_t ix_rows;
+    size_t ix_ndel;     /* removals the index had at bind time */
+    uint64_t *node_row; /* node -> index row, ANN_NO_ROW when the id is gone */
+    uint64_t *tail;     /* live rows the graph does not hold */
+    size_t n_tail;
+    size_t n_dead;
+    pthread_mutex_t mu; /* guards the scratch pool */
+    hnsw_scratch **pool;
+    size_t n_pool, cap_pool;
+};
+
+#endif

@@ -1,0 +1,670 @@
+/* HNSW: the graph search, the deterministic batch build and the hnsw.*
+ * sections. Layout and invariants are in ann_internal.h.
+ *
+ * Building in batches: a batch of new nodes searches the graph as it stood
+ * before the batch (threads share nothing but read-only memory), each node
+ * writing only its own link lists, which nobody can reach yet. The reverse
+ * links are then grouped by (level, target) and sorted, and each group is
+ * applied by one thread in batch order, so the result is the same whatever
+ * the thread count. Batches grow with the graph (1/64 of it, at most 1024
+ * nodes), so a node misses at most ~1.5% of the graph as a direct neighbour
+ * candidate, and later nodes' reverse links make up for it. */
+#include "ann_internal.h"
+
+#include "util/util.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_DIV 64
+#define BATCH_MAX 1024
+#define PREFETCH_AHEAD 3
+
+static const char HNSW_MAGIC[8] = {'D', 'P', 'H', 'N', 'S', 'W', 0, 0};
+
+void dist_fn_init(dist_fn *f, int metric, uint32_t dim)
+{
+    f->ops = dp_dist_ops();
+    f->dim = dim;
+    f->bias = 0;
+    switch (metric) {
+    case DP_METRIC_IP:
+        f->op = 1;
+        break;
+    case DP_METRIC_COSINE:
+        f->op = 1;
+        f->bias = 1;
+        break;
+    case DP_METRIC_L1:
+        f->op = 2;
+        break;
+    default:
+        f->op = 0;
+        break;
+    }
+}
+
+void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed)
+{
+    memset(h, 0, sizeof *h);
+    h->dim = dim;
+    h->metric = metric;
+    h->M = M;
+    h->M0 = 2 * M;
+    h->efc = efc;
+    h->seed = seed;
+    h->rec_bytes = (size_t)4 * (dim + 1 + h->M0);
+    h->max_level = -1;
+    h->owned = true;
+    dist_fn_init(&h->df, metric, dim);
+}
+
+void hnsw_free(hnsw *h)
+{
+    if (h->owned) {
+        free(h->nodes);
+        free(h->ids);
+        free(h->levels);
+        free(h->upper);
+    }
+    free(h->upper_off);
+    memset(h, 0, sizeof *h);
+}
+
+size_t hnsw_bytes(const hnsw *h)
+{
+    return sizeof(hnsw_meta) + h->n * (h->rec_bytes + 8 + 1) + h->upper_words * 4;
+}
+
+/* ---- heaps of (distance, node) ------------------------------------------ */
+
+static inline bool cand_lt(cand a, cand b)
+{
+    return a.d < b.d || (a.d == b.d && a.id < b.id);
+}
+
+/* max-heap when max, else min-heap */
+static inline void heap_push(cand *h, size_t *n, cand c, bool max)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (max ? !cand_lt(h[p], c) : !cand_lt(c, h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static inline cand heap_pop(cand *h, size_t *n, bool max)
+{
+    cand top = h[0], last = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= m) break;
+        size_t c = l;
+        if (l + 1 < m && (max ? cand_lt(h[l], h[l + 1]) : cand_lt(h[l + 1], h[l]))) c = l + 1;
+        if (max ? !cand_lt(last, h[c]) : !cand_lt(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (m) h[i] = last;
+    return top;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return cand_lt(*x, *y) ? -1 : cand_lt(*y, *x);
+}
+
+/* ---- scratch --------------------------------------------------------------- */
+
+int hnsw_scratch_init(hnsw_scratch *s, size_t n, size_t ef_cap)
+{
+    memset(s, 0, sizeof *s);
+    s->vis.mark = calloc(n ? n : 1, sizeof *s->vis.mark);
+    s->vis.n = n;
+    s->vis.gen = 1;
+    /* the candidate queue can hold every pushed neighbour of every expanded node */
+    s->cap = ef_cap;
+    s->top = malloc((ef_cap + 1) * sizeof(cand));
+    s->cq = malloc((ef_cap + 1) * sizeof(cand));
+    s->tmp = malloc((ef_cap + 1) * sizeof(cand));
+    if (!s->vis.mark || !s->top || !s->cq || !s->tmp) {
+        hnsw_scratch_free(s);
+        return dp_set_error(DP_ERR_NOMEM, "out of memory for search scratch (%zu nodes)", n);
+    }
+    return 0;
+}
+
+void hnsw_scratch_free(hnsw_scratch *s)
+{
+    free(s->vis.mark);
+    free(s->top);
+    free(s->cq);
+    free(s->tmp);
+    memset(s, 0, sizeof *s);
+}
+
+static int scratch_grow(hnsw_scratch *s, size_t need)
+{
+    if (need <= s->cap) return 0;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    cand *a = realloc(s->top, (cap + 1) * sizeof(cand));
+    if (a) s->top = a;
+    cand *b = realloc(s->cq, (cap + 1) * sizeof(cand));
+    if (b) s->cq = b;
+    cand *c = realloc(s->tmp, (cap + 1) * sizeof(cand));
+    if (c) s->tmp = c;
+    if (!a || !b || !c) return dp_set_error(DP_ERR_NOMEM, "out of memory for search scratch");
+    s->cap = cap;
+    return 0;
+}
+
+static inline uint16_t vis_next(visited *v)
+{
+    if (++v->gen == 0) {
+        memset(v->mark, 0, v->n * sizeof *v->mark);
+        v->gen = 1;
+    }
+    return v->gen;
+}
+
+static inline void prefetch_rec(const hnsw *h, uint32_t i)
+{
+    const char *p = (const char *)(h->nodes + (size_t)i * h->rec_bytes);
+    size_t lines = (h->dim * 4 + 63) / 64;
+    if (lines > 4) lines = 4;
+    for (size_t k = 0; k < lines; k++)
+        __builtin_prefetch(p + 64 * k, 0, 3);
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+static cand greedy(const hnsw *h, const float *q, cand cur, int from, int to)
+{
+    for (int l = from; l > to; l--) {
+        bool changed = true;
+        while (changed) {
+            changed = false;
+            const uint32_t *lk = hnsw_links(h, cur.id, l);
+            uint32_t cnt = lk[0] <= h->M ? lk[0] : h->M;
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t nb = lk[1 + j];
+                /* a link to a node without this level only comes from a
+                 * damaged file; its block would be someone else's */
+                if (nb >= h->n || h->levels[nb] < l) continue;
+                if (j + 1 < cnt && lk[2 + j] < h->n) prefetch_rec(h, lk[2 + j]);
+                float d = dist_eval(&h->df, q, hnsw_vec(h, nb));
+                if (d < cur.d) {
+                    cur.d = d;
+                    cur.id = nb;
+                    changed = true;
+                }
+            }
+        }
+    }
+    return cur;
+}
+
+/* Best-first search of one level from ep. Results (accepted nodes only) are
+ * left as a max-heap of up to ef in s->top; returns their number. The walk
+ * goes on through rejected nodes until ef accepted ones bound it. */
+static size_t search_layer(const hnsw *h, const float *q, cand ep, int level, size_t ef,
+                           hnsw_scratch *s, hnsw_accept_fn accept, void *ctx)
+{
+    visited *vis = &s->vis;
+    uint16_t gen = vis_next(vis);
+    size_t nt = 0, nc = 0;
+    float lower = INFINITY;
+    const uint32_t cap = level ? h->M : h->M0;
+    vis->mark[ep.id] = gen;
+    if (!accept || accept(ep.id, ctx)) {
+        heap_push(s->top, &nt, ep, true);
+        lower = ep.d;
+    }
+    heap_push(s->cq, &nc, ep, false);
+    uint32_t fresh[HNSW_MAX_M * 2];
+    while (nc) {
+        cand c = heap_pop(s->cq, &nc, false);
+        if (c.d > lower && (nt >= ef || !accept)) break;
+        const uint32_t *lk = hnsw_links(h, c.id, level);
+        uint32_t cnt = lk[0] <= cap ? lk[0] : cap, nf = 0;
+        for (uint32_t j = 0; j < cnt; j++)
+            __builtin_prefetch(&vis->mark[lk[1 + j] < h->n ? lk[1 + j] : 0], 0, 3);
+        for (uint32_t j = 0; j < cnt; j++) {
+            uint32_t nb = lk[1 + j];
+            if (nb >= h->n || vis->mark[nb] == gen || (level && h->levels[nb] < level)) continue;
+            vis->mark[nb] = gen;
+            fresh[nf++] = nb;
+        }
+        for (uint32_t j = 0; j < nf && j < PREFETCH_AHEAD; j++)
+            prefetch_rec(h, fresh[j]);
+        /* the queue only grows by what we push: keep room */
+        if (nc + nf + 1 > s->cap && scratch_grow(s, nc + nf + 1)) break;
+        for (uint32_t j = 0; j < nf; j++) {
+            if (j + PREFETCH_AHEAD < nf) prefetch_rec(h, fresh[j + PREFETCH_AHEAD]);
+            uint32_t nb = fresh[j];
+            float d = dist_eval(&h->df, q, hnsw_vec(h, nb));
+            if (nt < ef || d < lower) {
+                cand x = {d, nb};
+                heap_push(s->cq, &nc, x, false);
+                if (!accept || accept(nb, ctx)) {
+                    heap_push(s->top, &nt, x, true);
+                    if (nt > ef) heap_pop(s->top, &nt, true);
+                    lower = s->top[0].d;
+                }
+            }
+        }
+    }
+    return nt;
+}
+
+/* Pop the max-heap s->top into out, nearest first. */
+static void drain_sorted(cand *top, size_t nt, cand *out)
+{
+    memcpy(out, top, nt * sizeof *out);
+    qsort(out, nt, sizeof *out, cand_cmp);
+}
+
+size_t hnsw_search(const hnsw *h, const float *q, size_t ef, hnsw_scratch *s, hnsw_accept_fn accept,
+                   void *ctx, cand *out)
+{
+    if (h->max_level < 0 || !h->n) return 0;
+    if (scratch_grow(s, ef + h->M0 + 1)) return 0;
+    cand cur = {dist_eval(&h->df, q, hnsw_vec(h, h->entry)), h->entry};
+    cur = greedy(h, q, cur, h->max_level, 0);
+    size_t nt = search_layer(h, q, cur, 0, ef, s, accept, ctx);
+    drain_sorted(s->top, nt, out);
+    return nt;
+}
+
+/* ---- build ---------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int draw_level(const hnsw *h, uint64_t node)
+{
+    uint64_t r = splitmix(h->seed ^ splitmix(node + 1));
+    double u = ((double)(r >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double l = -log(u) / log((double)h->M);
+    return l >= HNSW_MAX_LEVEL ? HNSW_MAX_LEVEL : (int)l;
+}
+
+/* Keep a candidate only if it is nearer to the new node than to every
+ * neighbour already kept: links spread over directions instead of piling
+ * into the nearest cluster (the HNSW paper's heuristic). c is sorted. */
+static uint32_t select_links(const hnsw *h, const cand *c, size_t nc, uint32_t mcap, uint32_t *out)
+{
+    uint32_t r = 0;
+    for (size_t i = 0; i < nc && r < mcap; i++) {
+        const float *v = hnsw_vec(h, c[i].id);
+        bool good = true;
+        for (uint32_t j = 0; j < r && good; j++)
+            if (dist_eval(&h->df, v, hnsw_vec(h, out[j])) < c[i].d) good = false;
+        if (good) out[r++] = c[i].id;
+    }
+    return r;
+}
+
+/* Phase 1 for node u: find and write its own links on every level it shares
+ * with the graph as of the batch start (entry ep, top level ml). */
+static int link_new(const hnsw *h, uint32_t u, uint32_t ep, int ml, hnsw_scratch *s)
+{
+    if (scratch_grow(s, h->efc + h->M0 + 1)) return DP_ERR_NOMEM;
+    const float *q = hnsw_vec(h, u);
+    int lu = h->levels[u];
+    cand cur = {dist_eval(&h->df, q, hnsw_vec(h, ep)), ep};
+    cur = greedy(h, q, cur, ml, lu);
+    for (int l = lu < ml ? lu : ml; l >= 0; l--) {
+        size_t nt = search_layer(h, q, cur, l, h->efc, s, NULL, NULL);
+        drain_sorted(s->top, nt, s->tmp);
+        uint32_t *lk = hnsw_links(h, u, l);
+        lk[0] = select_links(h, s->tmp, nt, h->M, lk + 1);
+        if (nt) cur = s->tmp[0];
+    }
+    return 0;
+}
+
+typedef struct rlink {
+    uint32_t level, target, pos; /* pos: the new node's place in the batch */
+    uint32_t node;
+} rlink;
+
+static int rlink_cmp(const void *a, const void *b)
+{
+    const rlink *x = a, *y = b;
+    if (x->level != y->level) return x->level < y->level ? -1 : 1;
+    if (x->target != y->target) return x->target < y->target ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Phase 2 for one (level, target) group: add the new nodes to the target's
+ * list, re-selecting with the heuristic when it overflows. */
+static int add_reverse(const hnsw *h, const rlink *g, size_t ng, hnsw_scratch *s)
+{
+    uint32_t v = g[0].target;
+    int l = (int)g[0].level;
+    uint32_t cap = l ? h->M : h->M0;
+    uint32_t *lk = hnsw_links(h, v, l);
+    uint32_t cnt = lk[0] <= cap ? lk[0] : cap;
+    if (cnt + ng <= cap) {
+        for (size_t i = 0; i < ng; i++)
+            lk[1 + cnt + i] = g[i].node;
+        lk[0] = cnt + (uint32_t)ng;
+        return 0;
+    }
+    if (scratch_grow(s, cnt + ng + 1)) return DP_ERR_NOMEM;
+    const float *vv = hnsw_vec(h, v);
+    size_t nc = 0;
+    for (uint32_t i = 0; i < cnt; i++)
+        s->tmp[nc++] = (cand){dist_eval(&h->df, vv, hnsw_vec(h, lk[1 + i])), lk[1 + i]};
+    for (size_t i = 0; i < ng; i++)
+        s->tmp[nc++] = (cand){dist_eval(&h->df, vv, hnsw_vec(h, g[i].node)), g[i].node};
+    qsort(s->tmp, nc, sizeof(cand), cand_cmp);
+    uint32_t out[HNSW_MAX_M * 2];
+    uint32_t r = select_links(h, s->tmp, nc, cap, out);
+    memcpy(lk + 1, out, r * sizeof *out);
+    lk[0] = r;
+    return 0;
+}
+
+/* Make every array a private heap copy with room for `more` nodes. */
+static int make_room(hnsw *h, size_t more)
+{
+    size_t need;
+    if (!dp_add_ok(h->n, more, &need) || need > UINT32_MAX - 1)
+        return dp_set_error(DP_ERR_NOMEM, "HNSW: too many nodes");
+    if (h->owned && need <= h->cap) return 0;
+    size_t cap = h->owned && h->cap ? h->cap : 0;
+    if (cap < need) cap = need > 2 * cap ? need : 2 * cap;
+    size_t nb;
+    if (!dp_mul_ok(cap, h->rec_bytes, &nb)) return dp_set_error(DP_ERR_NOMEM, "HNSW: too large");
+    uint8_t *nodes = malloc(nb ? nb : 1);
+    uint64_t *ids = malloc(cap * sizeof *ids + 1), *off = malloc(cap * sizeof *off + 1);
+    uint8_t *lev = malloc(cap + 1);
+    if (!nodes || !ids || !off || !lev) {
+        free(nodes);
+        free(ids);
+        free(off);
+        free(lev);
+        return dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory for %zu nodes", cap);
+    }
+    if (h->n) {
+        memcpy(nodes, h->nodes, h->n * h->rec_bytes);
+        memcpy(ids, h->ids, h->n * sizeof *ids);
+        memcpy(off, h->upper_off, h->n * sizeof *off);
+        memcpy(lev, h->levels, h->n);
+    }
+    uint32_t *up = NULL;
+    if (!h->owned) {
+        up = malloc(h->upper_words * 4 + 4);
+        if (!up) {
+            free(nodes);
+            free(ids);
+            free(off);
+            free(lev);
+            return dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory");
+        }
+        if (h->upper_words) memcpy(up, h->upper, h->upper_words * 4);
+        h->upper_cap = h->upper_words;
+    }
+    if (h->owned) {
+        free(h->nodes);
+        free(h->ids);
+        free(h->levels);
+    } else {
+        h->upper = up;
+    }
+    free(h->upper_off);
+    h->nodes = nodes;
+    h->ids = ids;
+    h->upper_off = off;
+    h->levels = lev;
+    h->cap = cap;
+    h->owned = true;
+    return 0;
+}
+
+int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t count, int threads,
+                dp_progress_fn progress, void *user_data)
+{
+    if (!count) return 0;
+    int rc = make_room(h, count);
+    if (rc) return rc;
+    size_t n0 = h->n, words = h->upper_words;
+    for (size_t i = 0; i < count; i++) {
+        size_t u = n0 + i;
+        uint8_t *rec = h->nodes + u * h->rec_bytes;
+        memcpy(rec, vecs[i], (size_t)h->dim * 4);
+        memset(rec + (size_t)h->dim * 4, 0, h->rec_bytes - (size_t)h->dim * 4);
+        h->ids[u] = ids[i];
+        h->levels[u] = (uint8_t)draw_level(h, u);
+        h->upper_off[u] = words;
+        words += (size_t)h->levels[u] * (h->M + 1);
+    }
+    if (words > h->upper_cap) {
+        size_t cap = words > 2 * h->upper_cap ? words : 2 * h->upper_cap;
+        uint32_t *up = realloc(h->upper, cap * 4 + 4);
+        if (!up) return dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory for upper levels");
+        h->upper = up;
+        h->upper_cap = cap;
+    }
+    memset(h->upper + h->upper_words, 0, (words - h->upper_words) * 4);
+    h->upper_words = words;
+    h->n = n0 + count;
+
+    /* insertion order: a seeded shuffle, so sorted input does not put one
+     * cluster in one batch */
+    uint32_t *order = malloc(count * sizeof *order);
+    int nthr = threads > 0 ? threads : omp_get_max_threads();
+    if (nthr < 1) nthr = 1;
+    hnsw_scratch *scr = calloc((size_t)nthr, sizeof *scr);
+    size_t pcap = (size_t)BATCH_MAX * 2 * h->M;
+    rlink *pairs = malloc(pcap * sizeof *pairs);
+    size_t *gstart = malloc((pcap + 1) * sizeof *gstart);
+    if (!order || !scr || !pairs || !gstart) {
+        rc = dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory");
+        goto done;
+    }
+    for (int t = 0; t < nthr; t++)
+        if ((rc = hnsw_scratch_init(&scr[t], h->n, h->efc + h->M0 + 1))) goto done;
+    for (size_t i = 0; i < count; i++)
+        order[i] = (uint32_t)(n0 + i);
+    for (size_t i = count - 1; i > 0; i--) {
+        size_t j = splitmix(h->seed ^ (n0 * 0x100000001b3ull) ^ splitmix(i)) % (i + 1);
+        uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    size_t pos = 0;
+    if (h->max_level < 0) {
+        h->entry = order[0];
+        h->max_level = h->levels[order[0]];
+        pos = 1;
+    }
+    size_t total = n0 + pos;
+    volatile int err = 0;
+    while (pos < count) {
+        size_t b = total / BATCH_DIV;
+        if (b < 1) b = 1;
+        if (b > BATCH_MAX) b = BATCH_MAX;
+        if (b > count - pos) b = count - pos;
+        const uint32_t *batch = order + pos;
+        uint32_t ep = h->entry;
+        int ml = h->max_level;
+        int nt_use = b >= 4 ? nthr : 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_use)
+        for (size_t i = 0; i < b; i++) {
+            if (err) continue;
+            if (link_new(h, batch[i], ep, ml, &scr[omp_get_thread_num()])) err = 1;
+        }
+        if (err) {
+            rc = dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory while linking");
+            goto done;
+        }
+        size_t np = 0, want = 0;
+        for (size_t i = 0; i < b; i++)
+            want += (size_t)((h->levels[batch[i]] < ml ? h->levels[batch[i]] : ml) + 1) * h->M;
+        if (want > pcap) {
+            rlink *np_ = realloc(pairs, want * sizeof *pairs);
+            if (np_) pairs = np_;
+            size_t *ng_ = realloc(gstart, (want + 1) * sizeof *gstart);
+            if (ng_) gstart = ng_;
+            if (!np_ || !ng_) {
+                rc = dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory");
+                goto done;
+            }
+            pcap = want;
+        }
+        for (size_t i = 0; i < b; i++) {
+            uint32_t u = batch[i];
+            int top = h->levels[u] < ml ? h->levels[u] : ml;
+            for (int l = 0; l <= top; l++) {
+                const uint32_t *lk = hnsw_links(h, u, l);
+                for (uint32_t j = 0; j < lk[0]; j++)
+                    pairs[np++] = (rlink){(uint32_t)l, lk[1 + j], (uint32_t)i, u};
+            }
+        }
+        qsort(pairs, np, sizeof *pairs, rlink_cmp);
+        size_t ng = 0;
+        for (size_t i = 0; i < np; i++)
+            if (i == 0 || pairs[i].level != pairs[i - 1].level ||
+                pairs[i].target != pairs[i - 1].target)
+                gstart[ng++] = i;
+        gstart[ng] = np;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt_use)
+        for (size_t g = 0; g < ng; g++) {
+            if (err) continue;
+            if (add_reverse(h, pairs + gstart[g], gstart[g + 1] - gstart[g],
+                            &scr[omp_get_thread_num()]))
+                err = 1;
+        }
+        if (err) {
+            rc = dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory while linking");
+            goto done;
+        }
+        for (size_t i = 0; i < b; i++)
+            if (h->levels[batch[i]] > h->max_level) {
+                h->max_level = h->levels[batch[i]];
+                h->entry = batch[i];
+            }
+        pos += b;
+        total += b;
+        if (progress && progress(pos, count, user_data)) {
+            rc = dp_set_error(DP_ERR_CANCELLED, "HNSW build cancelled");
+            goto done;
+        }
+    }
+done:
+    if (scr)
+        for (int t = 0; t < nthr; t++)
+            hnsw_scratch_free(&scr[t]);
+    free(scr);
+    free(order);
+    free(pairs);
+    free(gstart);
+    return rc;
+}
+
+/* ---- sections ------------------------------------------------------------- */
+
+int hnsw_save(const hnsw *h, dp_index *ix)
+{
+    hnsw_meta m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.magic, HNSW_MAGIC, 8);
+    m.version = 1;
+    m.dim = h->dim;
+    m.metric = (uint32_t)h->metric;
+    m.M = h->M;
+    m.M0 = h->M0;
+    m.ef_construction = h->efc;
+    m.n = h->n;
+    m.seed = h->seed;
+    m.upper_words = h->upper_words;
+    m.entry = h->entry;
+    m.max_level = h->max_level;
+    m.rec_bytes = (uint32_t)h->rec_bytes;
+    int rc = dp_index_put_section(ix, "hnsw.meta", &m, sizeof m);
+    if (!rc) rc = dp_index_put_section(ix, "hnsw.nodes", h->nodes, h->n * h->rec_bytes);
+    if (!rc) rc = dp_index_put_section(ix, "hnsw.ids", h->ids, h->n * 8);
+    if (!rc) rc = dp_index_put_section(ix, "hnsw.levels", h->levels, h->n);
+    if (!rc) rc = dp_index_put_section(ix, "hnsw.upper", h->upper, h->upper_words * 4);
+    return rc;
+}
+
+#define LERR(...) dp_set_error(DP_ERR_FORMAT, __VA_ARGS__)
+
+int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
+{
+    const char *path = dp_index_path(ix);
+    const void *pm, *pn, *pi, *pl, *pu;
+    size_t bm, bn, bi, bl, bu;
+    int rc = dp_index_get_section(ix, "hnsw.meta", &pm, &bm);
+    if (rc) return rc;
+    static const char *const names[] = {"hnsw.meta", "hnsw.nodes", "hnsw.ids", "hnsw.levels",
+                                        "hnsw.upper"};
+    if (dp_index_get_section(ix, "hnsw.nodes", &pn, &bn) ||
+        dp_index_get_section(ix, "hnsw.ids", &pi, &bi) ||
+        dp_index_get_section(ix, "hnsw.levels", &pl, &bl) ||
+        dp_index_get_section(ix, "hnsw.upper", &pu, &bu))
+        return LERR("%s: HNSW sections are incomplete", path);
+    /* The small sections are checked always (a bad level or entry would
+     * misdirect every search); the node records only with verify, since a
+     * link out of range is skipped by the search anyway. */
+    for (int i = 0; i < 5; i++)
+        if ((i != 1 || verify) && (rc = dp_index_check_section(ix, names[i]))) return rc;
+    hnsw_meta m;
+    if (bm != sizeof m) return LERR("%s: hnsw.meta has %zu bytes", path, bm);
+    memcpy(&m, pm, sizeof m);
+    if (memcmp(m.magic, HNSW_MAGIC, 8)) return LERR("%s: hnsw.meta: bad magic", path);
+    if (m.version != 1)
+        return dp_set_error(DP_ERR_UNSUPPORTED, "%s: HNSW version %u is not supported", path,
+                            m.version);
+    if (m.dim != dp_index_dim(ix) || (int)m.metric != dp_index_metric(ix))
+        return LERR("%s: the HNSW graph was built for another dimension or metric", path);
+    if (m.M < 2 || m.M > HNSW_MAX_M || m.M0 != 2 * m.M)
+        return LERR("%s: hnsw.meta: M = %u, M0 = %u", path, m.M, m.M0);
+    hnsw_init(h, m.dim, (int)m.metric, m.M, m.ef_construction, m.seed);
+    h->owned = false;
+    if (m.rec_bytes != h->rec_bytes) return LERR("%s: hnsw.meta: record size", path);
+    if (m.n > UINT32_MAX - 1 || m.n != bi / 8 || bi % 8 || m.n != bl || bn / h->rec_bytes != m.n ||
+        bn % h->rec_bytes || m.upper_words * 4 != bu || bu % 4)
+        return LERR("%s: HNSW sections disagree on the node count", path);
+    if (m.n && (m.entry >= m.n || m.max_level < 0 || m.max_level > HNSW_MAX_LEVEL))
+        return LERR("%s: hnsw.meta: bad entry point", path);
+    if (!m.n && m.max_level != -1) return LERR("%s: hnsw.meta: empty graph with levels", path);
+    h->n = (size_t)m.n;
+    h->nodes = (uint8_t *)pn;
+    h->ids = (uint64_t *)pi;
+    h->levels = (uint8_t *)pl;
+    h->upper = (uint32_t *)pu;
+    h->upper_words = (size_t)m.upper_words;
+    h->entry = m.entry;
+    h->max_level = m.max_level;
+    h->upper_off = malloc((h->n ? h->n : 1) * sizeof *h->upper_off);
+    if (!h->upper_off) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    uint64_t off = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->levels[i] > m.max_level) return LERR("%s: HNSW node %zu is above the top", path, i);
+        h->upper_off[i] = off;
+        off += (uint64_t)h->levels[i] * (h->M + 1);
+    }
+    if (off != m.upper_words) return LERR("%s: hnsw.upper does not match the levels", path);
+    if (h->n && h->levels[h->entry] != m.max_level)
+        return LERR("%s: the HNSW entry point is not on the top level", path);
+    return 0;
+}
