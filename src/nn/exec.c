@@ -31,7 +31,8 @@ typedef struct nn_buf {
     int first, last;
     int last_node; /* last node reading any value stored here */
     size_t off;
-    int alias; /* root buffer id, or -1 */
+    int alias;   /* root buffer id, or -1 */
+    size_t aoff; /* alias: byte offset into the root */
     bool pin, ext;
     void *ptr; /* ext: caller's input data for this run */
 } nn_buf;
@@ -92,6 +93,14 @@ struct nn_plan {
     void **out_ptr; /* per selected output */
     int *pending;   /* buffers read by the node being built */
     int n_pending, cap_pending;
+    /* Concat in place (see plan_concat_slices): per value, the Concat node
+     * whose output it is a slice of (-1 none) and its channel offset; per
+     * node, the Concat output's root buffer once a slice is placed (-1) and
+     * its channel block. */
+    int *slot_node;
+    int64_t *slot_coff;
+    bool *slot_in;
+    int *cat_root, *cat_blk;
 };
 
 #define GROW(arr, n, cap, errlabel)                                                                \
@@ -134,12 +143,20 @@ oom:
     return dp_set_error(DP_ERR_NOMEM, "out of memory planning buffers");
 }
 
-static int alias_buf(nn_plan *p, int of)
+/* An alias of buffer of, extra bytes further in. Aliases always point at a
+ * root, so their offset is the whole offset. */
+static int alias_buf_off(nn_plan *p, int of, size_t extra)
 {
     int b = new_buf(p, 0);
     if (b < 0) return b;
     p->bufs[b].alias = root(p, of);
+    p->bufs[b].aoff = (p->bufs[of].alias >= 0 ? p->bufs[of].aoff : 0) + extra;
     return b;
+}
+
+static int alias_buf(nn_plan *p, int of)
+{
+    return alias_buf_off(p, of, 0);
 }
 
 /* Marks a read by the node being built; the read happens at the node's last
@@ -464,11 +481,56 @@ static int get_as(dp_model *m, nn_plan *p, const nn_node *n, int vid, const dnnl
     return 0;
 }
 
+/* md is a dense 4-D nChw8c or nChw16c layout without channel padding. */
+static bool dense_cblocked(const dnnl_memory_desc_t *md, int *blk)
+{
+    if (md->ndims != 4 || md->format_kind != dnnl_blocked || md->data_type != dnnl_f32)
+        return false;
+    const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
+    if (bd->inner_nblks != 1 || bd->inner_idxs[0] != 1) return false;
+    int b = (int)bd->inner_blks[0];
+    if ((b != 8 && b != 16) || md->dims[1] % b) return false;
+    dnnl_memory_desc_t ref;
+    if (dnnl_memory_desc_init_by_tag(&ref, 4, md->dims, dnnl_f32,
+                                     b == 8 ? dnnl_aBcd8b : dnnl_aBcd16b) != dnnl_success ||
+        !dnnl_memory_desc_equal(&ref, md))
+        return false;
+    *blk = b;
+    return true;
+}
+
+/* A buffer for value vid in layout md: its slice of a Concat output when
+ * plan_concat_slices chose it and the producer picked a layout that keeps
+ * the slice contiguous, else a fresh buffer. */
+static int value_buf(dp_model *m, nn_plan *p, int vid, const dnnl_memory_desc_t *md)
+{
+    int c = p->slot_node[vid], blk;
+    if (c < 0 || !dense_cblocked(md, &blk)) return new_buf(p, dnnl_memory_desc_get_size(md));
+    if (p->cat_root[c] < 0) {
+        const nn_value *y = &m->values[m->nodes[c].out[0]];
+        dnnl_memory_desc_t ymd;
+        dnnl_dims_t yd = {y->dims[0], y->dims[1], y->dims[2], y->dims[3]};
+        if (dnnl_memory_desc_init_by_tag(&ymd, 4, yd, dnnl_f32,
+                                         blk == 8 ? dnnl_aBcd8b : dnnl_aBcd16b) != dnnl_success)
+            return new_buf(p, dnnl_memory_desc_get_size(md));
+        int r = new_buf(p, dnnl_memory_desc_get_size(&ymd));
+        if (r < 0) return r;
+        p->cat_root[c] = r;
+        p->cat_blk[c] = blk;
+    }
+    if (p->cat_blk[c] != blk) return new_buf(p, dnnl_memory_desc_get_size(md));
+    const nn_value *v = &m->values[vid];
+    int b = alias_buf_off(p, p->cat_root[c],
+                          (size_t)(p->slot_coff[vid] * v->dims[2] * v->dims[3]) * sizeof(float));
+    if (b >= 0) p->slot_in[vid] = true;
+    return b;
+}
+
 /* Defines value vid as stored in md in a fresh buffer (or alias_of). */
 static int def_value(dp_model *m, nn_plan *p, int vid, const dnnl_memory_desc_t *md, int alias_of)
 {
     nn_rt *r = &p->rt[vid];
-    int b = alias_of >= 0 ? alias_buf(p, alias_of) : new_buf(p, dnnl_memory_desc_get_size(md));
+    int b = alias_of >= 0 ? alias_buf(p, alias_of) : value_buf(m, p, vid, md);
     if (b < 0) return b;
     r->md = *md;
     r->buf = b;
@@ -540,7 +602,7 @@ static int def_sum_output(dp_model *m, nn_plan *p, const nn_node *n, int vid, in
     }
     if (steal) {
         /* later readers of sum_vid's other layouts are gone too */
-        return def_value(m, p, vid, dst_md, rb);
+        return def_value(m, p, vid, dst_md, sbuf);
     }
     if ((rc = def_value(m, p, vid, dst_md, -1))) return rc;
     dnnl_primitive_desc_t pd;
@@ -1093,10 +1155,54 @@ static int build_binary(dp_model *m, nn_plan *p, nn_node *n, int node_id)
     return make_prim(m, p, n, pd, s);
 }
 
+/* A Concat whose producers wrote (some of) their outputs in place: the
+ * output is the root buffer; inputs that are not already there are copied
+ * into their slice by a reorder to a sub-memory. */
+static int build_concat_inplace(dp_model *m, nn_plan *p, nn_node *n, int node_id)
+{
+    nn_value *y = &m->values[n->out[0]];
+    dnnl_memory_desc_t ymd;
+    dnnl_dims_t yd = {y->dims[0], y->dims[1], y->dims[2], y->dims[3]};
+    DNNL(n, dnnl_memory_desc_init_by_tag(&ymd, 4, yd, dnnl_f32,
+                                         p->cat_blk[node_id] == 8 ? dnnl_aBcd8b : dnnl_aBcd16b));
+    int rc = def_value(m, p, n->out[0], &ymd, p->cat_root[node_id]);
+    if (rc) return rc;
+    int64_t coff = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        int vid = n->in[k];
+        nn_value *v = &m->values[vid];
+        if (!p->slot_in[vid]) {
+            if ((rc = value_mem(m, p, vid))) return rc;
+            nn_rt *r = &p->rt[vid];
+            dnnl_memory_desc_t sub;
+            dnnl_dims_t sd = {v->dims[0], v->dims[1], v->dims[2], v->dims[3]};
+            dnnl_dims_t so = {0, coff, 0, 0};
+            DNNL(n, dnnl_memory_desc_init_submemory(&sub, &ymd, sd, so));
+            dnnl_memory_t dmem;
+            if ((rc = mem_on_buf(m, p, &sub, p->rt[n->out[0]].buf, &dmem))) return rc;
+            dnnl_primitive_desc_t pd;
+            DNNL(n,
+                 dnnl_reorder_primitive_desc_create(&pd, &r->md, m->engine, &sub, m->engine, NULL));
+            nn_step *s;
+            if ((rc = add_step(p, &s))) {
+                dnnl_primitive_desc_destroy(pd);
+                return rc;
+            }
+            if (r->buf >= 0) use_buf(p, r->buf);
+            arg(s, DNNL_ARG_FROM, r->mem);
+            arg(s, DNNL_ARG_TO, dmem);
+            if ((rc = make_prim(m, p, n, pd, s))) return rc;
+        }
+        coff += v->dims[1];
+    }
+    return 0;
+}
+
 static int build_concat(dp_model *m, nn_plan *p, nn_node *n, int node_id)
 {
     nn_value *y = &m->values[n->out[0]];
     if (y->dtype != DP_F32 || n->n_in > 64) return build_host(m, p, n, node_id);
+    if (p->cat_root[node_id] >= 0) return build_concat_inplace(m, p, n, node_id);
     if (n->n_in == 1) {
         int rc, b;
         dnnl_memory_t mem;
@@ -1656,6 +1762,11 @@ static void plan_free(nn_plan *p)
     free(p->out_ptr);
     free(p->pending);
     free(p->key);
+    free(p->slot_node);
+    free(p->slot_coff);
+    free(p->slot_in);
+    free(p->cat_root);
+    free(p->cat_blk);
     free(p);
 }
 
@@ -1742,11 +1853,79 @@ done:
 
 static void *buf_ptr(const nn_plan *p, int b)
 {
-    b = root(p, b);
-    if (b < 0) return NULL;
-    if (p->bufs[b].ext) return p->bufs[b].ptr;
+    int r = root(p, b);
+    if (r < 0) return NULL;
+    size_t aoff = p->bufs[b].alias >= 0 ? p->bufs[b].aoff : 0;
+    if (p->bufs[r].ext) return (char *)p->bufs[r].ptr + aoff;
     if (!p->arena) return NULL; /* every buffer was empty */
-    return (char *)p->arena + p->bufs[b].off;
+    return (char *)p->arena + p->bufs[r].off + aoff;
+}
+
+/* Concat in place. At batch 1 a channel slice of a blocked nChw8c (or
+ * nChw16c) tensor is one contiguous run of memory laid out exactly like a
+ * dense tensor of the slice's channels, as long as the slice starts and ends
+ * on a channel block. So the producers of a channel Concat's inputs can write
+ * straight into the output and the copy disappears (InceptionV3 is mostly
+ * such blocks). Chooses the candidates: 4-D f32 inputs read only by the
+ * Concat, made by a node without a sum post-op (whose output buffer is
+ * decided by the sum). Channel counts must be multiples of 16 so that any
+ * slice left out can still be copied into a block-aligned sub-memory. Whether
+ * a slice really goes in place is decided when its producer's layout is
+ * known (value_buf). At batch > 1 images interleave, so nothing applies. */
+static int plan_concat_slices(dp_model *m, nn_plan *p)
+{
+    p->slot_node = malloc(((size_t)m->n_values + 1) * sizeof *p->slot_node);
+    p->slot_coff = calloc((size_t)m->n_values + 1, sizeof *p->slot_coff);
+    p->slot_in = calloc((size_t)m->n_values + 1, sizeof *p->slot_in);
+    p->cat_root = malloc(((size_t)m->n_nodes + 1) * sizeof *p->cat_root);
+    p->cat_blk = calloc((size_t)m->n_nodes + 1, sizeof *p->cat_blk);
+    int *uses = calloc((size_t)m->n_values + 1, sizeof *uses);
+    int rc = 0;
+    if (!p->slot_node || !p->slot_coff || !p->slot_in || !p->cat_root || !p->cat_blk || !uses) {
+        rc = dp_set_error(DP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < m->n_values; i++)
+        p->slot_node[i] = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const nn_node *n = &m->nodes[i];
+        p->cat_root[i] = -1;
+        if (n->dead) continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) uses[n->in[k]]++;
+        for (int k = 0; k < n->n_post; k++)
+            if (n->post[k].is_sum) uses[n->post[k].value]++;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        const nn_node *n = &m->nodes[i];
+        if (n->dead || n->op != OP_CONCAT || n->n_in < 2 || n->n_in > 64) continue;
+        const nn_value *y = &m->values[n->out[0]];
+        int64_t ax = n->a.axis < 0 ? n->a.axis + y->ndim : n->a.axis;
+        if (y->known || y->dtype != DP_F32 || y->ndim != 4 || y->dims[0] != 1 || ax != 1) continue;
+        bool ok = true;
+        for (int k = 0; k < n->n_in && ok; k++)
+            ok = n->in[k] >= 0 && m->values[n->in[k]].ndim == 4 &&
+                 m->values[n->in[k]].dims[1] % 16 == 0;
+        if (!ok) continue;
+        int64_t coff = 0;
+        for (int k = 0; k < n->n_in; k++) {
+            int vid = n->in[k];
+            const nn_value *v = &m->values[vid];
+            int pr = v->producer;
+            bool cand = !v->known && !v->keep && !v->is_input && uses[vid] == 1 && pr >= 0 &&
+                        !m->nodes[pr].dead && m->nodes[pr].out[0] == vid;
+            for (int q = 0; cand && q < m->nodes[pr].n_post; q++)
+                if (m->nodes[pr].post[q].is_sum) cand = false;
+            if (cand) {
+                p->slot_node[vid] = i;
+                p->slot_coff[vid] = coff;
+            }
+            coff += v->dims[1];
+        }
+    }
+done:
+    free(uses);
+    return rc;
 }
 
 static int plan_build(dp_model *m, nn_plan *p)
@@ -1768,6 +1947,7 @@ static int plan_build(dp_model *m, nn_plan *p)
     }
     for (int i = 0; i < m->n_values; i++)
         if (m->values[i].keep) p->last_node[i] = INT_MAX;
+    if ((rc = plan_concat_slices(m, p))) return rc;
     for (int k = 0; k < m->n_inputs; k++) {
         int vid = m->inputs[k];
         nn_value *v = &m->values[vid];
