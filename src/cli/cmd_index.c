@@ -30,6 +30,8 @@ static void help(FILE *f)
             "  --metric M          l2 (squared Euclidean, default), ip, cosine, l1\n"
             "  --raw               store the vectors as given (no normalisation)\n"
             "  --model-name NAME   record where the vectors came from\n"
+            "  --ann KIND          also build an ANN structure (hnsw, default parameters;\n"
+            "                      'doppel ann build' takes others)\n"
             "  -q, --quiet         no summary line\n"
             "  --json              print the summary as JSON\n"
             "  -h, --help          this help\n");
@@ -108,12 +110,18 @@ static int read_names(const char *file, size_t rows, names *nm)
 
 static int index_vectors(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"vectors", required_argument, 0, 'V'}, {"names", required_argument, 0, 'N'},
-        {"out", required_argument, 0, 'o'},     {"metric", required_argument, 0, 'M'},
-        {"raw", no_argument, 0, 'r'},           {"model-name", required_argument, 0, 'm'},
-        {"quiet", no_argument, 0, 'q'},         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"vectors", required_argument, 0, 'V'},
+                                         {"names", required_argument, 0, 'N'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"metric", required_argument, 0, 'M'},
+                                         {"raw", no_argument, 0, 'r'},
+                                         {"model-name", required_argument, 0, 'm'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"ann", required_argument, 0, 'A'},
+                                         {0, 0, 0, 0}};
+    int ann_kind = DP_ANN_NONE;
     const char *vec_file = NULL, *names_file = NULL, *out = NULL, *model = "external";
     int metric = DP_METRIC_L2;
     bool raw = false, quiet = false, as_json = false;
@@ -145,6 +153,10 @@ static int index_vectors(int argc, char **argv)
             break;
         case 'j':
             as_json = true;
+            break;
+        case 'A':
+            if (dp_ann_kind_parse(optarg, &ann_kind))
+                return dp_cli_usage("index", "%s", dp_last_error());
             break;
         case 'h':
             help(stdout);
@@ -213,6 +225,18 @@ static int index_vectors(int argc, char **argv)
     if (dp_index_commit(ix)) {
         dp_cli_fail("index", "cannot write %s", out);
         goto done;
+    }
+    if (ann_kind) {
+        dp_ann_build_params bp = dp_ann_default_build_params();
+        bp.kind = ann_kind;
+        dp_ann *ann = NULL;
+        int e = dp_ann_build(ix, &bp, &ann);
+        if (!e) e = dp_ann_save(ann, ix);
+        dp_ann_free(ann);
+        if (e || dp_index_commit(ix)) {
+            dp_cli_fail("index", "ANN structure of %s", out);
+            goto done;
+        }
     }
     if (as_json) {
         json_t *o =

@@ -24,6 +24,9 @@ static void help(FILE *f)
                "                      cosine (1 - cos), l1; default: the index's own\n"
                "  --max-distance T    leave out results farther than T\n"
                "  --threads N         search threads (default: all cores)\n"
+               "  --ef N              candidate list of the index's HNSW structure, when it\n"
+               "                      has one (default 64; more = better recall, slower)\n"
+               "  --exact             ignore the ANN structure: exact search\n"
                "  --json              print the results as JSON\n"
                "  --grid FILE.png     draw each query and its neighbours as a labelled grid\n"
                "  -h, --help          this help\n");
@@ -54,12 +57,40 @@ static int embed_images(const dp_index *ix, query *qs, size_t nq, float *out)
     return rc;
 }
 
+/* The index's ANN structure answers when it has one and the query asks
+ * nothing it cannot do (another metric); otherwise the exact search. */
+static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_search_params *sp,
+                        size_t ef, bool exact, int64_t *ids, float *dist)
+{
+    dp_ann *ann = NULL;
+    int rc = DP_ERR_NOT_FOUND;
+    if (!exact && (!sp->metric || sp->metric == dp_index_metric(ix)))
+        rc = dp_ann_open(ix, NULL, &ann);
+    if (rc == DP_ERR_NOT_FOUND) return dp_index_search(ix, Q, nq, sp, ids, dist);
+    if (rc) return rc;
+    dp_ann_search_params ap = dp_ann_default_search_params();
+    ap.k = sp->k;
+    if (ef) ap.ef = ef;
+    ap.exclude_ids = sp->exclude_ids;
+    ap.threads = sp->threads;
+    rc = dp_ann_search(ann, Q, nq, &ap, ids, dist);
+    dp_ann_free(ann);
+    for (size_t i = 0; !rc && i < nq * sp->k; i++)
+        if (dist[i] > sp->max_distance) { /* rows are sorted: the rest is farther */
+            ids[i] = -1;
+            dist[i] = INFINITY;
+        }
+    return rc;
+}
+
 int dp_cmd_search(int argc, char **argv)
 {
     static const struct option opts[] = {{"vectors", required_argument, 0, 'V'},
                                          {"metric", required_argument, 0, 'M'},
                                          {"max-distance", required_argument, 0, 'D'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"ef", required_argument, 0, 'E'},
+                                         {"exact", no_argument, 0, 'X'},
                                          {"json", no_argument, 0, 'j'},
                                          {"grid", required_argument, 0, 'G'},
                                          {"help", no_argument, 0, 'h'},
@@ -67,7 +98,8 @@ int dp_cmd_search(int argc, char **argv)
     const char *vec_file = NULL, *grid = NULL;
     dp_search_params sp = dp_search_default_params();
     sp.k = 5;
-    bool as_json = false;
+    bool as_json = false, exact = false;
+    size_t ef = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
@@ -99,6 +131,16 @@ int dp_cmd_search(int argc, char **argv)
             break;
         case 'j':
             as_json = true;
+            break;
+        case 'E': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > 1000000) return dp_cli_usage("search", "--ef: 1..1000000");
+            ef = (size_t)v;
+            break;
+        }
+        case 'X':
+            exact = true;
             break;
         case 'G':
             grid = optarg;
@@ -198,7 +240,7 @@ int dp_cmd_search(int argc, char **argv)
     for (size_t i = 0; i < nq; i++)
         excl[i] = qs[i].exclude;
     sp.exclude_ids = excl;
-    if (dp_index_search(ix, Q, nq, &sp, ids, dist)) {
+    if (ann_or_exact(ix, Q, nq, &sp, ef, exact, ids, dist)) {
         dp_cli_fail("search", "%s", path);
         goto done;
     }

@@ -1,0 +1,176 @@
+/* doppel ann build|update|info|drop INDEX: the approximate-search structure
+ * stored in an index file. `doppel search` uses it when present. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: doppel ann build INDEX [--kind hnsw] [--M 16] [--ef-construction 200]\n"
+               "                   [--seed 42] [--threads N] [-q]\n"
+               "       doppel ann update INDEX [--threads N]   insert entries added since\n"
+               "       doppel ann info INDEX [--verify]\n"
+               "       doppel ann drop INDEX\n\n"
+               "build replaces the index's ANN structure with a new one over every live\n"
+               "entry and commits it. Same data, seed and parameters give the same bytes\n"
+               "whatever the thread count. Entries added later are searched exactly until\n"
+               "'update' inserts them; removed entries are never returned.\n\n"
+               "  --kind K             hnsw\n"
+               "  --M N                links per node (level 0 keeps 2*M), 2..256\n"
+               "  --ef-construction N  candidate list while linking\n"
+               "  --seed N             levels and insertion order\n"
+               "  --threads N          build threads (default: all cores)\n"
+               "  --verify             (info) check every section's checksum\n"
+               "  -q, --quiet          no progress bar or summary\n"
+               "  -h, --help           this help\n");
+}
+
+static int progress_cb(uint64_t done, uint64_t total, void *ud)
+{
+    dp_progress *p = ud;
+    p->total = total;
+    dp_progress_update(p, done);
+    return 0;
+}
+
+static int show_info(const char *path, bool verify)
+{
+    dp_index *ix = NULL;
+    dp_ann *a = NULL;
+    if (dp_index_open(path, NULL, &ix)) return dp_cli_fail("ann", "cannot open %s", path);
+    dp_ann_open_params op = dp_ann_default_open_params();
+    op.verify = verify;
+    if (dp_ann_open(ix, &op, &a)) {
+        int rc = dp_cli_fail("ann", "%s", path);
+        dp_index_free(ix);
+        return rc;
+    }
+    dp_ann_info in;
+    dp_ann_describe(a, &in);
+    printf("%s: %s, %zu nodes (%zu removed), %zu entries not yet inserted\n"
+           "  M=%u ef_construction=%u seed=%llu top level %d, %.1f MB\n",
+           path, dp_ann_kind_name(in.kind), in.nodes, in.dead, in.unindexed, in.M,
+           in.ef_construction, (unsigned long long)in.seed, in.max_level, (double)in.bytes / 1e6);
+    dp_ann_free(a);
+    dp_index_free(ix);
+    return DP_EXIT_OK;
+}
+
+int dp_cmd_ann(int argc, char **argv)
+{
+    static const struct option opts[] = {{"kind", required_argument, 0, 'K'},
+                                         {"M", required_argument, 0, 'm'},
+                                         {"ef-construction", required_argument, 0, 'c'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"verify", no_argument, 0, 'v'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    dp_ann_build_params bp = dp_ann_default_build_params();
+    bool quiet = false, verify = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'K':
+            if (dp_ann_kind_parse(optarg, &bp.kind))
+                return dp_cli_usage("ann", "%s", dp_last_error());
+            break;
+        case 'm': {
+            long v = strtol(optarg, NULL, 10);
+            if (v < 2 || v > 256) return dp_cli_usage("ann", "--M must be in 2..256");
+            bp.M = (uint32_t)v;
+            break;
+        }
+        case 'c': {
+            long v = strtol(optarg, NULL, 10);
+            if (v < 1 || v > 100000)
+                return dp_cli_usage("ann", "--ef-construction must be in 1..100000");
+            bp.ef_construction = (uint32_t)v;
+            break;
+        }
+        case 's':
+            bp.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            bp.threads = atoi(optarg);
+            if (bp.threads < 1) return dp_cli_usage("ann", "--threads must be >= 1");
+            break;
+        case 'v':
+            verify = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("ann", "bad option");
+        }
+    }
+    if (argc - optind != 2) return dp_cli_usage("ann", "expects an action and an INDEX");
+    const char *act = argv[optind], *path = argv[optind + 1];
+    if (!strcmp(act, "info")) return show_info(path, verify);
+    if (strcmp(act, "build") && strcmp(act, "update") && strcmp(act, "drop"))
+        return dp_cli_usage("ann", "unknown action '%s' (build, update, info, drop)", act);
+
+    dp_index_open_params op = dp_index_default_open_params();
+    op.writable = true;
+    dp_index *ix = NULL;
+    dp_ann *a = NULL;
+    int rc = DP_EXIT_ERROR;
+    if (dp_index_open(path, &op, &ix)) return dp_cli_fail("ann", "cannot open %s", path);
+    dp_progress pr;
+    dp_progress_begin(&pr, act, dp_index_count(ix), quiet);
+    bp.progress = progress_cb;
+    bp.user_data = &pr;
+    double t0 = wall_now();
+    if (!strcmp(act, "drop")) {
+        if (dp_ann_drop(ix) || dp_index_commit(ix)) {
+            dp_cli_fail("ann", "drop %s", path);
+            goto done;
+        }
+        rc = DP_EXIT_OK;
+        goto done;
+    }
+    if (!strcmp(act, "build")) {
+        if (dp_ann_build(ix, &bp, &a)) {
+            dp_cli_fail("ann", "build %s", path);
+            goto done;
+        }
+    } else {
+        if (dp_ann_open(ix, NULL, &a) || dp_ann_update(a, ix, &bp)) {
+            dp_cli_fail("ann", "update %s", path);
+            goto done;
+        }
+    }
+    dp_progress_end(&pr, dp_index_count(ix));
+    if (dp_ann_save(a, ix) || dp_index_commit(ix)) {
+        dp_cli_fail("ann", "saving into %s", path);
+        goto done;
+    }
+    if (!quiet) {
+        dp_ann_info in;
+        dp_ann_describe(a, &in);
+        printf("%s: %s over %zu entries in %.1f s (M=%u ef_construction=%u), %.1f MB\n", path,
+               dp_ann_kind_name(in.kind), in.nodes - in.dead, wall_now() - t0, in.M,
+               in.ef_construction, (double)in.bytes / 1e6);
+    }
+    rc = DP_EXIT_OK;
+done:
+    dp_ann_free(a);
+    dp_index_free(ix);
+    return rc;
+}

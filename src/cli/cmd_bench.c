@@ -1,0 +1,456 @@
+/* doppel bench: ann-benchmarks-style measurement of the ANN structures.
+ * Builds on a synthetic set or vector files, takes the exact search as
+ * ground truth (cached beside the data so peers score against the same
+ * answers), and sweeps the search parameter, printing recall@k, queries/s
+ * of single-threaded batch-1 queries (by CPU time and by wall time), p50/p99
+ * latency, build time and the structure's bytes as CSV. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: doppel bench (--synthetic SPEC | --base FILE --queries FILE) [options]\n\n"
+            "Measure an ANN structure against the exact search on the same data.\n"
+            "SPEC is clustered:N:D (Gaussian clusters, decaying variance spectrum) or\n"
+            "book-random:N:D (i.i.d. normal rows, the book's 1,000,000 x 100 set); rows are\n"
+            "L2-normalised and seeded. Files are .fvecs or .npy.\n\n"
+            "  --nq N               queries for a synthetic set (default 1000)\n"
+            "  --data-dir DIR       keep SPEC.base.fvecs, SPEC.query.fvecs, SPEC.gt.ivecs\n"
+            "                       (exact top 100) there and reuse them on the next run\n"
+            "  --gt FILE.ivecs      ground truth for --base/--queries (computed if absent)\n"
+            "  --kind K             hnsw (default)\n"
+            "  --M N                HNSW links per node (default 16)\n"
+            "  --ef-construction N  HNSW build candidate list (default 200)\n"
+            "  --ef LIST            search sweep (default 10,16,24,32,48,64,96,128,192,256,512)\n"
+            "  --build-threads N    (default 2)\n"
+            "  -k N                 neighbours (default 10)\n"
+            "  --seed N             data and build seed (default 42)\n"
+            "  --csv FILE           also write the rows to FILE\n"
+            "  -h, --help           this help\n");
+}
+
+/* ---- data ---------------------------------------------------------------- */
+
+static uint64_t rs;
+static double urand(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
+}
+static float nrand(void)
+{
+    return (float)(sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()));
+}
+
+static void normalise(float *x, size_t d)
+{
+    double s = 0;
+    for (size_t j = 0; j < d; j++)
+        s += (double)x[j] * x[j];
+    if (s > 0)
+        for (size_t j = 0; j < d; j++)
+            x[j] = (float)(x[j] / sqrt(s));
+}
+
+/* Rows [0, n) of the set; queries use another stream of the same law. */
+static float *synth(const char *kind, size_t n, size_t d, uint64_t seed, uint64_t stream)
+{
+    float *x = malloc(n * d * sizeof *x);
+    if (!x) return NULL;
+    if (!strcmp(kind, "book-random")) {
+        rs = seed * 0x9e3779b97f4a7c15ull + stream * 0xd1b54a32d192ed03ull + 1;
+        for (size_t i = 0; i < n * d; i++)
+            x[i] = nrand();
+    } else {
+        /* sqrt(N) clusters (at least 16): centres N(0, 1); a point is its
+         * centre plus noise whose spread falls as 1.5/sqrt(1 + j/8) along
+         * dimension j, like the spectrum of CNN embeddings. */
+        size_t nc = (size_t)sqrt((double)n);
+        if (nc < 16) nc = 16;
+        float *c = malloc(nc * d * sizeof *c);
+        if (!c) {
+            free(x);
+            return NULL;
+        }
+        rs = seed * 0x9e3779b97f4a7c15ull + 12345;
+        for (size_t i = 0; i < nc * d; i++)
+            c[i] = nrand();
+        rs = seed * 0x9e3779b97f4a7c15ull + stream * 0xd1b54a32d192ed03ull + 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = (size_t)(urand() * (double)nc) % nc;
+            for (size_t j = 0; j < d; j++)
+                x[i * d + j] = c[k * d + j] + 1.5f * nrand() / sqrtf(1.0f + (float)j / 8.0f);
+        }
+        free(c);
+    }
+    for (size_t i = 0; i < n; i++)
+        normalise(x + i * d, d);
+    return x;
+}
+
+static int write_vecs(const char *path, const void *data, size_t n, size_t d)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int32_t dd = (int32_t)d;
+    for (size_t i = 0; i < n; i++)
+        if (fwrite(&dd, 4, 1, f) != 1 || fwrite((const char *)data + i * d * 4, 4, d, f) != d) {
+            fclose(f);
+            return -1;
+        }
+    return fclose(f);
+}
+
+/* .ivecs: every row must have the same width. */
+static int32_t *read_ivecs(const char *path, size_t *n, size_t *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    int32_t w = 0;
+    if (len < 4 || fread(&w, 4, 1, f) != 1 || w < 1 || w > 100000 || len % (4 * ((long)w + 1))) {
+        fclose(f);
+        return NULL;
+    }
+    size_t rows = (size_t)len / (4 * ((size_t)w + 1));
+    int32_t *out = malloc(rows * (size_t)w * 4);
+    fseek(f, 0, SEEK_SET);
+    for (size_t i = 0; out && i < rows; i++) {
+        int32_t ww;
+        if (fread(&ww, 4, 1, f) != 1 || ww != w || fread(out + i * w, 4, w, f) != (size_t)w) {
+            free(out);
+            out = NULL;
+        }
+    }
+    fclose(f);
+    if (out) {
+        *n = rows;
+        *d = (size_t)w;
+    }
+    return out;
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static double proc_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int dp_cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {{"synthetic", required_argument, 0, 'S'},
+                                         {"base", required_argument, 0, 'B'},
+                                         {"queries", required_argument, 0, 'Q'},
+                                         {"gt", required_argument, 0, 'g'},
+                                         {"nq", required_argument, 0, 'n'},
+                                         {"data-dir", required_argument, 0, 'd'},
+                                         {"kind", required_argument, 0, 'K'},
+                                         {"M", required_argument, 0, 'm'},
+                                         {"ef-construction", required_argument, 0, 'c'},
+                                         {"ef", required_argument, 0, 'e'},
+                                         {"build-threads", required_argument, 0, 't'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"csv", required_argument, 0, 'C'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *spec = NULL, *base_f = NULL, *query_f = NULL, *gt_f = NULL, *dir = NULL,
+               *csv = NULL, *ef_list = "10,16,24,32,48,64,96,128,192,256,512";
+    size_t nq_syn = 1000, k = 10;
+    dp_ann_build_params bp = dp_ann_default_build_params();
+    bp.threads = 2;
+    uint64_t seed = 42;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            spec = optarg;
+            break;
+        case 'B':
+            base_f = optarg;
+            break;
+        case 'Q':
+            query_f = optarg;
+            break;
+        case 'g':
+            gt_f = optarg;
+            break;
+        case 'n':
+            nq_syn = strtoull(optarg, NULL, 10);
+            if (nq_syn < 1 || nq_syn > 1000000) return dp_cli_usage("bench", "--nq: 1..1000000");
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'K':
+            if (dp_ann_kind_parse(optarg, &bp.kind))
+                return dp_cli_usage("bench", "%s", dp_last_error());
+            break;
+        case 'm':
+            bp.M = (uint32_t)atoi(optarg);
+            break;
+        case 'c':
+            bp.ef_construction = (uint32_t)atoi(optarg);
+            break;
+        case 'e':
+            ef_list = optarg;
+            break;
+        case 't':
+            bp.threads = atoi(optarg);
+            if (bp.threads < 1) return dp_cli_usage("bench", "--build-threads must be >= 1");
+            break;
+        case 'k':
+            k = strtoull(optarg, NULL, 10);
+            if (k < 1 || k > 100) return dp_cli_usage("bench", "-k must be in 1..100");
+            break;
+        case 's':
+            seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'C':
+            csv = optarg;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("bench", "bad option");
+        }
+    }
+    if (optind != argc) return dp_cli_usage("bench", "unexpected argument '%s'", argv[optind]);
+    if (!spec == !base_f) return dp_cli_usage("bench", "give --synthetic SPEC or --base FILE");
+    if (base_f && !query_f) return dp_cli_usage("bench", "--base needs --queries");
+    bp.seed = seed;
+
+    float *X = NULL, *Q = NULL;
+    size_t n = 0, d = 0, nq = 0, gn = 0, gk = 0;
+    int32_t *gt = NULL;
+    char name[256], pb[1024], pq[1024], pg[1024];
+    int rc = DP_EXIT_ERROR;
+    dp_index *ix = NULL;
+    dp_ann *a = NULL;
+    int64_t *ids = NULL;
+    FILE *cf = NULL;
+    if (spec) {
+        char kind[32];
+        unsigned long long sn = 0, sd = 0;
+        if (sscanf(spec, "%31[^:]:%llu:%llu", kind, &sn, &sd) != 3 ||
+            (strcmp(kind, "clustered") && strcmp(kind, "book-random")) || sn < 1 ||
+            sn > 100000000ull || sd < 1 || sd > 4096)
+            return dp_cli_usage("bench", "--synthetic clustered:N:D or book-random:N:D");
+        snprintf(name, sizeof name, "%s-%llu-%llu-s%llu-q%zu", kind, sn, sd,
+                 (unsigned long long)seed, nq_syn);
+        n = (size_t)sn;
+        d = (size_t)sd;
+        nq = nq_syn;
+        if (dir) {
+            snprintf(pb, sizeof pb, "%s/%s.base.fvecs", dir, name);
+            snprintf(pq, sizeof pq, "%s/%s.query.fvecs", dir, name);
+            snprintf(pg, sizeof pg, "%s/%s.gt.ivecs", dir, name);
+            if (mkdir(dir, 0755) && errno != EEXIST) {
+                fprintf(stderr, "doppel bench: cannot create %s\n", dir);
+                return DP_EXIT_ERROR;
+            }
+        }
+        if (dir && exists(pb) && exists(pq)) {
+            size_t d2, n2;
+            if (dp_vectors_load(pb, 0, &X, &n, &d) || dp_vectors_load(pq, 0, &Q, &nq, &d2) ||
+                d2 != d) {
+                dp_cli_fail("bench", "cannot reload the cached data");
+                goto done;
+            }
+            (void)n2;
+        } else {
+            X = synth(kind, n, d, seed, 0);
+            Q = synth(kind, nq, d, seed, 1);
+            if (!X || !Q) {
+                fprintf(stderr, "doppel bench: out of memory for %zu x %zu\n", n, d);
+                goto done;
+            }
+            if (dir && (write_vecs(pb, X, n, d) || write_vecs(pq, Q, nq, d))) {
+                fprintf(stderr, "doppel bench: cannot write the data to %s\n", dir);
+                goto done;
+            }
+        }
+        if (dir) gt_f = pg;
+    } else {
+        size_t d2;
+        snprintf(name, sizeof name, "%s", base_f);
+        if (dp_vectors_load(base_f, 0, &X, &n, &d) || dp_vectors_load(query_f, 0, &Q, &nq, &d2)) {
+            dp_cli_fail("bench", "cannot load vectors");
+            goto done;
+        }
+        if (d2 != d) {
+            fprintf(stderr, "doppel bench: base has dimension %zu, queries %zu\n", d, d2);
+            goto done;
+        }
+    }
+
+    dp_index_create_params cp = dp_index_default_create_params();
+    cp.dim = (uint32_t)d;
+    cp.metric = DP_METRIC_L2;
+    cp.normalized = false;
+    if (dp_index_create("/nonexistent/bench.dpl", &cp, &ix)) {
+        dp_cli_fail("bench", "create");
+        goto done;
+    }
+    {
+        dp_index_entry *es = calloc(n, sizeof *es);
+        if (!es) goto done;
+        for (size_t i = 0; i < n; i++)
+            es[i].vector = X + i * d;
+        int e = dp_index_add(ix, es, n, NULL);
+        free(es);
+        if (e) {
+            dp_cli_fail("bench", "add");
+            goto done;
+        }
+    }
+    if (gt_f && exists(gt_f)) {
+        gt = read_ivecs(gt_f, &gn, &gk);
+        if (!gt || gn != nq || gk < k) {
+            fprintf(stderr, "doppel bench: %s does not fit the queries\n", gt_f);
+            goto done;
+        }
+    } else {
+        gk = k > 100 ? k : 100;
+        if (gk > n) gk = n;
+        gn = nq;
+        int64_t *gi = malloc(nq * gk * sizeof *gi);
+        gt = malloc(nq * gk * sizeof *gt);
+        if (!gi || !gt) {
+            free(gi);
+            goto done;
+        }
+        dp_search_params sp = dp_search_default_params();
+        sp.k = gk;
+        double t0 = wall_now();
+        if (dp_index_search(ix, Q, nq, &sp, gi, NULL)) {
+            free(gi);
+            dp_cli_fail("bench", "exact search");
+            goto done;
+        }
+        fprintf(stderr, "ground truth: %zu queries, exact top %zu in %.1f s\n", nq, gk,
+                wall_now() - t0);
+        for (size_t i = 0; i < nq * gk; i++)
+            gt[i] = (int32_t)gi[i];
+        free(gi);
+        if (gt_f && write_vecs(gt_f, gt, nq, gk))
+            fprintf(stderr, "doppel bench: warning: cannot write %s\n", gt_f);
+    }
+
+    double w0 = wall_now(), c0 = proc_cpu_now();
+    if (dp_ann_build(ix, &bp, &a)) {
+        dp_cli_fail("bench", "build");
+        goto done;
+    }
+    double build_wall = wall_now() - w0, build_cpu = proc_cpu_now() - c0;
+    dp_ann_info info;
+    dp_ann_describe(a, &info);
+    fprintf(stderr, "built %s over %zu x %zu in %.1f s (%.1f CPU-s), %zu bytes\n",
+            dp_ann_kind_name(info.kind), n, d, build_wall, build_cpu, info.bytes);
+
+    if (csv && !(cf = fopen(csv, "w"))) {
+        fprintf(stderr, "doppel bench: cannot write %s\n", csv);
+        goto done;
+    }
+    const char *hdr = "impl,dataset,params,search,recall,qps_cpu,qps_wall,p50_us,p99_us,"
+                      "build_s,build_cpu_s,bytes\n";
+    printf("%s", hdr);
+    if (cf) fputs(hdr, cf);
+    ids = malloc(k * sizeof *ids);
+    double *lat = malloc(nq * sizeof *lat);
+    if (!ids || !lat) {
+        free(lat);
+        goto done;
+    }
+    char *list = strdup(ef_list);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        size_t ef = strtoull(tok, NULL, 10);
+        if (ef < 1) continue;
+        dp_ann_search_params sp = dp_ann_default_search_params();
+        sp.k = k;
+        sp.ef = ef;
+        sp.threads = 1;
+        size_t hit = 0;
+        /* one warm-up pass over a few queries so page faults are not timed */
+        for (size_t i = 0; i < nq && i < 50; i++)
+            dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL);
+        double cs = cpu_now(), ws = wall_now();
+        for (size_t i = 0; i < nq; i++) {
+            double t = wall_now();
+            if (dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL)) {
+                dp_cli_fail("bench", "search");
+                free(list);
+                free(lat);
+                goto done;
+            }
+            lat[i] = wall_now() - t;
+            for (size_t j = 0; j < k; j++)
+                for (size_t m = 0; m < k; m++)
+                    if (ids[m] == gt[i * gk + j]) {
+                        hit++;
+                        break;
+                    }
+        }
+        double ct = cpu_now() - cs, wt = wall_now() - ws;
+        qsort(lat, nq, sizeof *lat, cmp_double);
+        char row[512];
+        snprintf(row, sizeof row,
+                 "doppel-hnsw,%s,M=%u efc=%u,ef=%zu,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu\n", name,
+                 info.M, info.ef_construction, ef, (double)hit / (double)(nq * k), (double)nq / ct,
+                 (double)nq / wt, lat[nq / 2] * 1e6, lat[(size_t)(0.99 * (double)(nq - 1))] * 1e6,
+                 build_wall, build_cpu, info.bytes);
+        printf("%s", row);
+        fflush(stdout);
+        if (cf) fputs(row, cf);
+    }
+    free(list);
+    free(lat);
+    rc = DP_EXIT_OK;
+done:
+    if (cf) fclose(cf);
+    dp_ann_free(a);
+    dp_index_free(ix);
+    free(X);
+    free(Q);
+    free(gt);
+    free(ids);
+    return rc;
+}
