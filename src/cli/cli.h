@@ -50,6 +50,7 @@ int dp_cmd_index(int argc, char **argv);
 int dp_cmd_search(int argc, char **argv);
 int dp_cmd_info(int argc, char **argv);
 int dp_cmd_check(int argc, char **argv);
+int dp_cmd_viz(int argc, char **argv);
 int dp_cmd_ann(int argc, char **argv);
 int dp_cmd_bench(int argc, char **argv);
 

@@ -18,6 +18,7 @@ static const dp_cli_cmd commands[] = {
     {"search", "find the nearest stored images of queries", dp_cmd_search},
     {"info", "show what an index holds", dp_cmd_info},
     {"check", "verify an index file's checksums and structure", dp_cmd_check},
+    {"viz", "t-SNE pictures and Embedding Projector files of an index", dp_cmd_viz},
     {"ann", "build or inspect an index's approximate-search structure", dp_cmd_ann},
     {"bench", "measure ANN recall and speed against the exact search", dp_cmd_bench},
 };

@@ -49,4 +49,46 @@ err=$("$DP" eval "$T/x.dpl" --sample 1 2>&1); rc=$?
 [[ $rc == 2 ]] || fail "sample 1: rc $rc"
 err=$("$DP" eval "$T/nope.dpl" 2>&1); rc=$?
 [[ $rc == 1 && $err == *"nope.dpl"* ]] || fail "missing index: rc $rc: $err"
+
+# doppel viz on 60 vectors in 3 clusters (no image folder: scatter only).
+/usr/bin/python3 - "$T" <<'PY'
+import numpy as np, sys
+t = sys.argv[1]
+rng = np.random.default_rng(5)
+c = rng.normal(size=(3, 16)) * 6
+X = np.vstack([c[i % 3] + rng.normal(size=16) for i in range(60)]).astype('<f4')
+np.save(t + "/c.npy", X)
+open(t + "/c.tsv", "w").write("".join("k%d/%02d.png\tk%d\n" % (i % 3, i, i % 3) for i in range(60)))
+PY
+"$DP" index --vectors "$T/c.npy" --names "$T/c.tsv" -o "$T/c.dpl" >/dev/null
+"$DP" viz tsne "$T/c.dpl" --out "$T/viz" --iters 1000 --perplexity 10 -q 2>"$T/viz.err" || fail "viz tsne: $(cat "$T/viz.err")"
+grep -q "records no image folder" "$T/viz.err" || fail "no-root message"
+[[ $(wc -l <"$T/viz/tsne.tsv") == 61 ]] || fail "tsne.tsv rows"
+/usr/bin/python3 - "$T" <<'PY' || fail "t-SNE clusters"
+import numpy as np, sys, json
+t = sys.argv[1]
+rows = [l.split("\t") for l in open(t + "/viz/tsne.tsv").read().split("\n")[1:] if l]
+lab = np.array([r[2] for r in rows]); Y = np.array([[float(r[3]), float(r[4])] for r in rows])
+D = ((Y[:, None] - Y[None]) ** 2).sum(-1); np.fill_diagonal(D, np.inf)
+purity = (lab[D.argmin(1)] == lab).mean()
+assert purity == 1.0, purity
+j = json.load(open(t + "/viz/tsne.json"))
+assert j["points"] == 60 and j["iters"] == 1000, j
+PY
+head -c 8 "$T/viz/tsne_scatter.png" | od -c | grep -q "P   N   G" || fail "scatter PNG"
+"$DP" viz projector "$T/c.dpl" --out "$T/proj" -q || fail "projector"
+/usr/bin/python3 - "$T" <<'PY' || fail "projector files"
+import json, sys
+t = sys.argv[1]
+c = json.load(open(t + "/proj/projector_config.json"))["embeddings"][0]
+assert c["tensorShape"] == [60, 16] and "sprite" not in c, c
+v = open(t + "/proj/vectors.tsv").read().split("\n")
+assert len([l for l in v if l]) == 60 and len(v[0].split("\t")) == 16
+m = open(t + "/proj/metadata.tsv").read().split("\n")
+assert m[0] == "path\tlabel" and len([l for l in m if l]) == 61
+PY
+set +e
+"$DP" viz tsne "$T/c.dpl" >/dev/null 2>&1; [[ $? == 2 ]] || fail "viz without --out"
+"$DP" viz bogus "$T/c.dpl" --out "$T/x" >/dev/null 2>&1; [[ $? == 2 ]] || fail "viz bogus"
+err=$("$DP" viz tsne "$T/nope.dpl" --out "$T/x" 2>&1); [[ $? == 1 && $err == *nope.dpl* ]] || fail "viz missing index"
 echo "test_eval_cli: all passed"
