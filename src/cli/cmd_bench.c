@@ -274,7 +274,7 @@ int dp_cmd_bench(int argc, char **argv)
             (strcmp(kind, "clustered") && strcmp(kind, "book-random")) || sn < 1 ||
             sn > 100000000ull || sd < 1 || sd > 4096)
             return dp_cli_usage("bench", "--synthetic clustered:N:D or book-random:N:D");
-        snprintf(name, sizeof name, "%s-%llu-%llu-s%llu-q%zu", kind, sn, sd,
+        snprintf(name, sizeof name, "%s-%llu-%llu-s%llu-q%zu-g2", kind, sn, sd,
                  (unsigned long long)seed, nq_syn);
         n = (size_t)sn;
         d = (size_t)sd;

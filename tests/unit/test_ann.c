@@ -342,7 +342,8 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     double ru = recall(ix, a, q, nq, 10, 64);
     printf("hnsw %s +%zu rows: recall@10 ef=64 with exact tail %.4f, inserted %.4f\n", name, extra,
            rt, ru);
-    CHECK(rt >= floor_ef64 && ru >= floor_ef64, "recall after adds %.4f %.4f", rt, ru);
+    /* measured l2 0.938 / 0.897, cosine 0.914 / 0.870 */
+    CHECK(rt >= floor_ef64 && ru >= floor_ef64 - 0.03, "recall after adds %.4f %.4f", rt, ru);
     OK(dp_ann_save(a, ix));
     OK(dp_index_commit(ix));
     dp_ann_free(a);
@@ -365,7 +366,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     CHECK(shortrows == 0, "%zu padded results with live rows to spare", shortrows);
     double rd = recall(ix, a, q, nq, 10, 64);
     printf("hnsw %s after removing 1/3: recall@10 ef=64 %.4f\n", name, rd);
-    CHECK(rd >= floor_ef64, "recall after deletes %.4f", rd);
+    CHECK(rd >= floor_ef64 - 0.03, "recall after deletes %.4f", rd);
     /* tombstones survive a compaction (ids gone from the index) */
     OK(dp_index_compact(ix));
     dp_ann_free(a);
@@ -373,7 +374,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     dp_ann_describe(a, &in);
     CHECK(in.dead == (n + extra + 2) / 3, "dead %zu", in.dead);
     double rc2 = recall(ix, a, q, nq, 10, 64);
-    CHECK(rc2 >= floor_ef64, "recall after compaction %.4f", rc2);
+    CHECK(rc2 >= floor_ef64 - 0.03, "recall after compaction %.4f", rc2);
     /* exclusion and filters */
     uint64_t *ex = malloc(nq * sizeof *ex);
     for (size_t i = 0; i < nq; i++)
@@ -487,8 +488,12 @@ int main(void)
         return 2;
     }
     test_sections();
-    test_hnsw(DP_METRIC_L2, "l2", 0.0, 0.0);
-    test_hnsw(DP_METRIC_COSINE, "cosine", 0.0, 0.0);
+    /* Floors: measured recall (printed by each run; the build is
+     * deterministic, so a run on the same ISA reproduces it exactly) less a
+     * margin for the other ISA's rounding. Measured with AVX2 kernels:
+     * l2 ef=64 0.921, ef=16 0.731; cosine ef=64 0.885, ef=16 0.659. */
+    test_hnsw(DP_METRIC_L2, "l2", 0.88, 0.69);
+    test_hnsw(DP_METRIC_COSINE, "cosine", 0.84, 0.62);
     test_corrupt();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Peer: Faiss as Debian packages it (python3-faiss, a generic x86-64 build)
+on the same .fvecs data and ground truth as `doppel bench`. HNSWFlat (M=16,
+efConstruction=200) with an efSearch sweep and IVFFlat (nlist = 4 sqrt(N))
+with an nprobe sweep; builds on 2 threads, queries one at a time on one
+thread. Prints the CSV columns of doppel bench. Each query goes through
+Python, which adds a few microseconds per call (measured below as the cost
+of an empty search on a 1-vector index, and reported)."""
+import sys, time
+import numpy as np
+import faiss
+
+
+def fvecs(p):
+    a = np.fromfile(p, dtype=np.int32)
+    d = a[0]
+    return a.reshape(-1, d + 1)[:, 1:].view(np.float32).copy()
+
+
+def ivecs(p):
+    a = np.fromfile(p, dtype=np.int32)
+    d = a[0]
+    return a.reshape(-1, d + 1)[:, 1:].copy()
+
+
+def sweep(impl, name, params, index, setp, values, Q, G, k, build_s, build_cpu, nbytes):
+    faiss.omp_set_num_threads(1)
+    for v in values:
+        setp(v)
+        for i in range(min(50, len(Q))):
+            index.search(Q[i:i + 1], k)
+        lat = np.empty(len(Q))
+        hit = 0
+        c0, w0 = time.thread_time(), time.perf_counter()
+        for i in range(len(Q)):
+            t = time.perf_counter()
+            _, I = index.search(Q[i:i + 1], k)
+            lat[i] = time.perf_counter() - t
+            hit += len(set(I[0].tolist()) & set(G[i, :k].tolist()))
+        ct, wt = time.thread_time() - c0, time.perf_counter() - w0
+        lat.sort()
+        print("%s,%s,%s,%s=%d,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%d" % (
+            impl, name, params, "ef" if "hnsw" in impl else "nprobe", v, hit / (len(Q) * k),
+            len(Q) / ct, len(Q) / wt, lat[len(Q) // 2] * 1e6, lat[int(0.99 * (len(Q) - 1))] * 1e6,
+            build_s, build_cpu, nbytes), flush=True)
+
+
+def main():
+    base, query, gt, name = sys.argv[1:5]
+    kinds = sys.argv[5].split(",") if len(sys.argv) > 5 else ["hnsw", "ivfflat"]
+    X, Q, G = fvecs(base), fvecs(query), ivecs(gt)
+    n, d = X.shape
+    k = 10
+    if "hnsw" in kinds:
+        faiss.omp_set_num_threads(2)
+        ix = faiss.IndexHNSWFlat(d, 16)
+        ix.hnsw.efConstruction = 200
+        w0, c0 = time.perf_counter(), time.process_time()
+        ix.add(X)
+        bw, bc = time.perf_counter() - w0, time.process_time() - c0
+        nbytes = n * d * 4 + ix.hnsw.neighbors.size() * 4 + ix.hnsw.levels.size() * 4 + ix.hnsw.offsets.size() * 8
+        print("faiss hnsw built in %.1f s (%.1f CPU-s)" % (bw, bc), file=sys.stderr)
+
+        def setp(v):
+            ix.hnsw.efSearch = v
+        sweep("faiss-hnsw", name, "M=16 efc=200", ix, setp, [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512],
+              Q, G, k, bw, bc, nbytes)
+        del ix
+    if "ivfflat" in kinds:
+        faiss.omp_set_num_threads(2)
+        nlist = int(4 * np.sqrt(n))
+        q = faiss.IndexFlatL2(d)
+        ix = faiss.IndexIVFFlat(q, d, nlist)
+        w0, c0 = time.perf_counter(), time.process_time()
+        ntrain = min(n, 64 * nlist)
+        ix.train(X[np.random.RandomState(42).choice(n, ntrain, replace=False)])
+        ix.add(X)
+        bw, bc = time.perf_counter() - w0, time.process_time() - c0
+        print("faiss ivfflat built in %.1f s (%.1f CPU-s)" % (bw, bc), file=sys.stderr)
+
+        def setp(v):
+            ix.nprobe = v
+        sweep("faiss-ivfflat", name, "nlist=%d" % nlist, ix, setp, [1, 2, 4, 8, 16, 32, 64, 128],
+              Q, G, k, bw, bc, n * d * 4 + n * 8 + nlist * d * 4)
+
+
+main()

