@@ -34,6 +34,9 @@ static void help(FILE *f)
             "  -k N                 neighbours (default 10)\n"
             "  --seed N             data and build seed (default 42)\n"
             "  --csv FILE           also write the rows to FILE\n"
+            "  --save FILE          keep the index with its ANN structure\n"
+            "  --load FILE          search FILE's stored structure instead of building\n"
+            "                       (an index of the same base rows, e.g. from --save)\n"
             "  -h, --help           this help\n");
 }
 
@@ -188,10 +191,13 @@ int dp_cmd_bench(int argc, char **argv)
                                          {"build-threads", required_argument, 0, 't'},
                                          {"seed", required_argument, 0, 's'},
                                          {"csv", required_argument, 0, 'C'},
+                                         {"save", required_argument, 0, 'W'},
+                                         {"load", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *spec = NULL, *base_f = NULL, *query_f = NULL, *gt_f = NULL, *dir = NULL,
-               *csv = NULL, *ef_list = "10,16,24,32,48,64,96,128,192,256,512";
+               *csv = NULL, *save = NULL, *load = NULL,
+               *ef_list = "10,16,24,32,48,64,96,128,192,256,512";
     size_t nq_syn = 1000, k = 10;
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.threads = 2;
@@ -245,6 +251,12 @@ int dp_cmd_bench(int argc, char **argv)
             break;
         case 'C':
             csv = optarg;
+            break;
+        case 'W':
+            save = optarg;
+            break;
+        case 'L':
+            load = optarg;
             break;
         case 'h':
             help(stdout);
@@ -326,11 +338,20 @@ int dp_cmd_bench(int argc, char **argv)
     cp.dim = (uint32_t)d;
     cp.metric = DP_METRIC_L2;
     cp.normalized = false;
-    if (dp_index_create("/nonexistent/bench.dpl", &cp, &ix)) {
+    if (load) {
+        if (dp_index_open(load, NULL, &ix) || dp_ann_open(ix, NULL, &a)) {
+            dp_cli_fail("bench", "--load %s", load);
+            goto done;
+        }
+        if (dp_index_count(ix) != n || dp_index_dim(ix) != d) {
+            fprintf(stderr, "doppel bench: %s does not hold the %zu x %zu base rows\n", load, n, d);
+            goto done;
+        }
+    } else if (dp_index_create(save ? save : "/nonexistent/bench.dpl", &cp, &ix)) {
         dp_cli_fail("bench", "create");
         goto done;
     }
-    {
+    if (!load) {
         dp_index_entry *es = calloc(n, sizeof *es);
         if (!es) goto done;
         for (size_t i = 0; i < n; i++)
@@ -376,11 +397,15 @@ int dp_cmd_bench(int argc, char **argv)
     }
 
     double w0 = wall_now(), c0 = proc_cpu_now();
-    if (dp_ann_build(ix, &bp, &a)) {
+    if (!load && dp_ann_build(ix, &bp, &a)) {
         dp_cli_fail("bench", "build");
         goto done;
     }
-    double build_wall = wall_now() - w0, build_cpu = proc_cpu_now() - c0;
+    double build_wall = load ? 0 : wall_now() - w0, build_cpu = load ? 0 : proc_cpu_now() - c0;
+    if (save && !load && (dp_ann_save(a, ix) || dp_index_commit(ix) || dp_ann_update(a, ix, &bp))) {
+        dp_cli_fail("bench", "--save %s", save);
+        goto done;
+    }
     dp_ann_info info;
     dp_ann_describe(a, &info);
     fprintf(stderr, "built %s over %zu x %zu in %.1f s (%.1f CPU-s), %zu bytes\n",
