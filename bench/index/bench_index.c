@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     char ix[] = "/tmp/dp_bench_index_XXXXXX";
     int fd = mkstemp(ix);
     close(fd);
-    double best_e2e = 1e30;
+    double best_e2e = 1e30, best_pipe = 1e30;
     size_t added = 0;
     for (int rep = 0; rep < 2; rep++) {
         unlink(ix);
@@ -130,13 +130,16 @@ int main(int argc, char **argv)
         }
         t = now() - t;
         added = r.added;
+        if (r.embed_seconds < best_pipe) best_pipe = r.embed_seconds;
         dp_ingest_report_free(&r);
         if (t < best_e2e) best_e2e = t;
     }
     unlink(ix);
     double e2e_rate = (double)added / best_e2e;
-    printf("| %s | %zu | %d | %d | %.1f | %.1f | %.2f |\n", ei.name, ok, threads, batch, inf_rate,
-           e2e_rate, e2e_rate / inf_rate);
+    /* The pipeline column is decode + inference + commits only: the end-to-end
+     * time also walks the folder and hashes every file. */
+    printf("| %s | %zu | %d | %d | %.1f | %.1f | %.1f | %.2f |\n", ei.name, ok, threads, batch,
+           inf_rate, (double)added / best_pipe, e2e_rate, e2e_rate / inf_rate);
     dp_embedder_free(e);
     for (size_t i = 0; i < nfiles; i++) free(files[i]);
     free(files);

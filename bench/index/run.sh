@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=${1:-samples}
 bash scripts/build.sh release >/dev/null
-echo "| model | images | threads | batch | inference img/s | end-to-end img/s | ratio |"
-echo "|---|---|---|---|---|---|---|"
+echo "| model | images | threads | batch | inference img/s | pipeline img/s | end-to-end img/s | end-to-end / inference |"
+echo "|---|---|---|---|---|---|---|---|"
 for m in mobilenet-v2-mid inception-v3; do
   build/tests/bench_index "$dir" --model "$m" --threads 2 --batch 16
 done

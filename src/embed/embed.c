@@ -221,9 +221,11 @@ static int open_cnn(dp_embedder *e, const dp_embedder_params *p, const char *onn
     if ((rc = dp_model_output(e->model, e->node, &out))) return rc;
     e->dim = embedding_dim(e, &out);
 
+    /* v2: small images are resampled bilinearly by the image module's lean
+     * path; bump this whenever preprocessing changes what a model sees. */
     char desc[1024];
     snprintf(desc, sizeof desc,
-             "cnn:v1;onnx=%s;node=%s;pool=%d;in=%dx%d;resize=%d;bgr=%d;scale=%.9g;"
+             "cnn:v2;onnx=%s;node=%s;pool=%d;in=%dx%d;resize=%d;bgr=%d;scale=%.9g;"
              "mean=%.9g,%.9g,%.9g;std=%.9g,%.9g,%.9g",
              sha, e->node, e->pool, e->pre.width, e->pre.height, e->pre.resize, e->pre.bgr,
              (double)e->pre.scale, (double)e->pre.mean[0], (double)e->pre.mean[1],

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define ERR_LEN 512
@@ -42,6 +44,7 @@ typedef struct pipeline {
     int active;          /* workers inside drain(job): the job's buffers stay
                           * untouched by the caller until this is 0 */
     bool quit;
+    int nice; /* added to the decode workers' nice value */
 } pipeline;
 
 dp_pipeline_params dp_pipeline_default_params(void)
@@ -74,6 +77,11 @@ static void drain(pipeline *pl, chunk *c)
 static void *worker(void *arg)
 {
     pipeline *pl = arg;
+    /* Decoding is meant to fill the cores' idle moments around inference, not
+     * to take turns with it: a lower priority keeps the model's threads at
+     * full speed, and when decoding falls behind, the inference thread helps
+     * (wait_job) rather than idling. */
+    if (pl->nice) setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pl->nice);
     uint64_t seen = 0;
     pthread_mutex_lock(&pl->mu);
     for (;;) {
@@ -125,7 +133,9 @@ int dp_embed_files(dp_embedder *e, const char *const *paths, size_t n,
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
 
-    pipeline pl = {.e = e, .paths = paths, .slot_floats = ei.slot_floats};
+    const char *nv = getenv("DOPPEL_DECODE_NICE");
+    pipeline pl = {.e = e, .paths = paths, .slot_floats = ei.slot_floats,
+                   .nice = nv ? atoi(nv) : 5};
     pthread_mutex_init(&pl.mu, NULL);
     pthread_cond_init(&pl.work_cv, NULL);
     pthread_cond_init(&pl.done_cv, NULL);

@@ -482,11 +482,129 @@ static int check_preprocess(const dp_preprocess *p)
     return 0;
 }
 
+/* Small plain images (icons, emoji, product thumbnails, anything within 2x
+ * of the model's input) skip the thumbnailer: one libvips decode of the
+ * whole image, then flatten, squash-resize and normalise in a single pass
+ * here. The thumbnailer's fixed cost (a second open, five chained
+ * operations, a thread pool per image) is several ms, more than the decode
+ * itself and a large share of a small CNN's inference time, which is what
+ * decode must hide behind when indexing. Resampling is bilinear with
+ * half-pixel centres, the resampling the default models were trained with;
+ * flattening before resampling equals libvips' premultiplied resample +
+ * flatten, since both are linear. Anything unusual (ICC profile, EXIF
+ * rotation, 16-bit, CMYK, Lab, crop mode, big images) takes the full path.
+ * Returns 1 when the image is not eligible (nothing written), 0 or an error
+ * otherwise. */
+#define LEAN_MAX_SCALE 2
+
+static int load_tensor_lean(const src_desc *s, const dp_preprocess *p, float *out,
+                            dp_image_info *info)
+{
+    if (p->resize != DP_RESIZE_SQUASH) return 1;
+    int rc = dp_image_init();
+    if (rc || (rc = check_input(s))) return rc;
+    vips_enter();
+    VipsSource *src = open_source(s);
+    VipsImage *im = NULL;
+    unsigned char *pix = NULL;
+    rc = 1;
+    if (!src) goto done; /* the full path reports it */
+    im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                    VIPS_FAIL_ON_ERROR, NULL);
+    if (!im) goto done;
+    int iw = vips_image_get_width(im), ih = vips_image_get_height(im);
+    int bands = vips_image_get_bands(im);
+    VipsInterpretation in = vips_image_get_interpretation(im);
+    if (iw <= 0 || ih <= 0 || vips_image_get_page_height(im) != ih ||
+        iw > LEAN_MAX_SCALE * p->width || ih > LEAN_MAX_SCALE * p->height ||
+        vips_image_get_format(im) != VIPS_FORMAT_UCHAR || bands < 1 || bands > 4 ||
+        (in != VIPS_INTERPRETATION_sRGB && in != VIPS_INTERPRETATION_B_W) ||
+        vips_image_get_typeof(im, VIPS_META_ICC_NAME) || vips_image_get_orientation(im) != 1)
+        goto done;
+    if (info) {
+        header hd = {.width = iw, .height = ih, .bands = bands};
+        const char *loader = NULL;
+        if (vips_image_get_typeof(im, VIPS_META_LOADER) &&
+            vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0 && loader) {
+            const char *end = strstr(loader, "load");
+            size_t len = end ? (size_t)(end - loader) : strlen(loader);
+            if (len >= sizeof hd.format) len = sizeof hd.format - 1;
+            memcpy(hd.format, loader, len);
+        }
+        fill_info(&hd, info);
+    }
+    size_t n = 0;
+    pix = vips_image_write_to_memory(im, &n);
+    if (!pix) {
+        rc = vips_fail(s, "cannot decode");
+        goto done;
+    }
+    if (n != (size_t)iw * (size_t)ih * (size_t)bands) {
+        rc = dp_set_error(DP_ERR_BACKEND, "%s: libvips returned %zu bytes for %dx%d", s->name, n,
+                          iw, ih);
+        goto done;
+    }
+    /* Flatten onto white into 3-band floats, in place of a second buffer. */
+    float *rgbf = malloc((size_t)iw * (size_t)ih * 3 * sizeof *rgbf);
+    if (!rgbf) {
+        rc = dp_set_error(DP_ERR_NOMEM, "%s: out of memory", s->name);
+        goto done;
+    }
+    int colour = bands >= 3, alpha = bands == 2 || bands == 4;
+    for (size_t i = 0; i < (size_t)iw * (size_t)ih; i++) {
+        const unsigned char *q = pix + i * (size_t)bands;
+        float a = alpha ? q[bands - 1] / 255.0f : 1.0f;
+        for (int c = 0; c < 3; c++) {
+            float v = q[colour ? c : 0];
+            rgbf[3 * i + (size_t)c] = v * a + 255.0f * (1.0f - a);
+        }
+    }
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v * p->scale - p->mean[c]) / p->std[c];
+    const int ow = p->width, oh = p->height;
+    const size_t plane = (size_t)ow * (size_t)oh;
+    const float fx = (float)iw / (float)ow, fy = (float)ih / (float)oh;
+    for (int y = 0; y < oh; y++) {
+        float sy = ((float)y + 0.5f) * fy - 0.5f;
+        if (sy < 0) sy = 0;
+        int y0 = (int)sy, y1 = y0 + 1 < ih ? y0 + 1 : ih - 1;
+        float wy = sy - (float)y0;
+        for (int x = 0; x < ow; x++) {
+            float sx = ((float)x + 0.5f) * fx - 0.5f;
+            if (sx < 0) sx = 0;
+            int x0 = (int)sx, x1 = x0 + 1 < iw ? x0 + 1 : iw - 1;
+            float wx = sx - (float)x0;
+            const float *a = rgbf + ((size_t)y0 * (size_t)iw + (size_t)x0) * 3;
+            const float *b = rgbf + ((size_t)y0 * (size_t)iw + (size_t)x1) * 3;
+            const float *c2 = rgbf + ((size_t)y1 * (size_t)iw + (size_t)x0) * 3;
+            const float *d = rgbf + ((size_t)y1 * (size_t)iw + (size_t)x1) * 3;
+            for (int c = 0; c < 3; c++) {
+                float top = a[c] + (b[c] - a[c]) * wx, bot = c2[c] + (d[c] - c2[c]) * wx;
+                int v = (int)(top + (bot - top) * wy + 0.5f);
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                int oc = p->bgr ? 2 - c : c;
+                out[(size_t)oc * plane + (size_t)y * (size_t)ow + (size_t)x] = lut[oc][v];
+            }
+        }
+    }
+    free(rgbf);
+    rc = 0;
+done:
+    g_free(pix);
+    if (im) g_object_unref(im);
+    if (src) g_object_unref(src);
+    vips_leave(rc == 0);
+    return rc;
+}
+
 static int load_tensor(const src_desc *s, const dp_preprocess *p, float *out, dp_image_info *info)
 {
     int rc = check_preprocess(p);
     if (rc) return rc;
     if (!out) return dp_set_error(DP_ERR_INVALID, "%s: NULL output tensor", s->name);
+    if ((rc = load_tensor_lean(s, p, out, info)) <= 0) return rc;
 
     thumb_req rq = {.width = p->width,
                     .height = p->height,
