@@ -194,6 +194,7 @@ int dp_cmd_eval(int argc, char **argv)
     const char *model = dp_index_model_name(ix);
     model = model && *model ? model : "?";
     json_t *jm = json_array();
+    char footer[160] = "";
     if (nm > 1 && !as_json)
         printf("%s (%s): metrics table%s\n%-16s %10s@%-2zu %8s %8s %10s %10s %8s\n", path, model,
                ep.sample ? " on a class-proportional sample" : "", "metric", "precision",
@@ -222,14 +223,15 @@ int dp_cmd_eval(int argc, char **argv)
             else
                 printf(" %10s %10s", "-", "-");
             printf(" %8.2f\n", r.seconds);
-            if (i == nm - 1)
-                printf("(%zu queries, database %zu, k = %zu%s)\n", r.n_queries, r.n_database, r.k,
-                       r.has_instances ? "; class metrics skip same-instance neighbours" : "");
+            snprintf(footer, sizeof footer, "(%zu queries, database %zu, k = %zu%s)\n", r.n_queries,
+                     r.n_database, r.k,
+                     r.has_instances ? "; class metrics skip same-instance neighbours" : "");
         } else {
             print_report(path, model, &r, &mp);
         }
         dp_eval_report_free(&r);
     }
+    if (!as_json && status == DP_EXIT_OK) fputs(footer, stdout);
     if (as_json && status == DP_EXIT_OK) {
         json_t *root =
             json_pack("{s:s, s:s, s:s?}", "index", path, "model", model, "labels", labels_path);
