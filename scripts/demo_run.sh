@@ -10,7 +10,8 @@ echo "== doppel index samples -o out/samples.dpl --model $model"
 "$D" index samples -o out/samples.dpl --model "$model" || [[ $? == 3 ]]
 # A stored path as the query: doppel uses its stored vector and leaves the
 # image itself out of the results. An image file works the same way.
-query=$(cd samples && find . -type f -name '*.png' | sort | sed -n '1p' | sed 's|^\./||')
+query=animals-and-nature/monkey-face-google.png
+[[ -f samples/$query ]] || query=$(cd samples && find . -type f -name '*.png' | sort | sed -n '1p' | sed 's|^\./||')
 echo
 echo "== doppel search out/samples.dpl $query -k 5 --grid out/demo-grid.png"
 "$D" search out/samples.dpl "$query" -k 5 --grid out/demo-grid.png
