@@ -86,7 +86,7 @@ import sys, json, numpy as np, sklearn
 from sklearn.manifold import trustworthiness
 w = sys.argv[1]
 X, X50 = np.load(w + "/x.npy"), np.load(w + "/x50.npy")
-dp = np.loadtxt(w + "/dp/tsne.tsv", skiprows=1, usecols=(0, 3, 4))
+dp = np.loadtxt(w + "/dp/tsne.tsv", skiprows=1, usecols=(0, 3, 4), delimiter="\t")
 # tsne.tsv rows are in sample order (sorted by path = row number here); map back by id
 ids = dp[:, 0].astype(int) - int(dp[:, 0].min())
 Ydp = np.zeros((len(dp), 2)); Ydp[ids] = dp[:, 1:]
@@ -109,7 +109,7 @@ out.append("")
 out.append("doppel / sklearn time (best): %.2fx; trustworthiness difference: %+.4f; doppel KL %.4f; "
            "%d runs each, load average during runs %s" % (
     bd / bs, tw["doppel"][0] - tw["sklearn"][0], info["kl_divergence"], len(rows) // 2,
-    ", ".join(r[4] for r in rows)))
+    ", ".join("%.1f" % float(r[4]) for r in rows)))
 open(w + "/results.md", "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 PY
