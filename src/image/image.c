@@ -482,8 +482,8 @@ static int check_preprocess(const dp_preprocess *p)
     return 0;
 }
 
-/* Small plain images (icons, emoji, product thumbnails, anything within 2x
- * of the model's input) skip the thumbnailer: one libvips decode of the
+/* Small plain images (icons, emoji, product thumbnails: anything no bigger
+ * than the model's input, so resampling only ever enlarges) skip the thumbnailer: one libvips decode of the
  * whole image, then flatten, squash-resize and normalise in a single pass
  * here. The thumbnailer's fixed cost (a second open, five chained
  * operations, a thread pool per image) is several ms, more than the decode
@@ -495,7 +495,9 @@ static int check_preprocess(const dp_preprocess *p)
  * rotation, 16-bit, CMYK, Lab, crop mode, big images) takes the full path.
  * Returns 1 when the image is not eligible (nothing written), 0 or an error
  * otherwise. */
-#define LEAN_MAX_SCALE 2
+/* Downscaling stays with libvips: plain bilinear would alias, and two copies
+ * of one picture at different sizes must go through the same filter. */
+#define LEAN_MAX_SCALE 1
 
 static int load_tensor_lean(const src_desc *s, const dp_preprocess *p, float *out,
                             dp_image_info *info)

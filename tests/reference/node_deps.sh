@@ -17,6 +17,11 @@ deps_ok() {
     }' "$HERE/package.json") 2>/dev/null
 }
 
+mkdir -p "$NODE_DIR"
+# One installer at a time: a bench reading node_modules while another run's
+# `npm ci` rewrites it fails with "Cannot find module".
+exec 9>"$NODE_DIR.lock"
+flock 9
 if ! deps_ok; then
   if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
     echo "SKIP: node/npm not installed; cannot install @tensorflow/tfjs and onnxruntime-node" >&2
