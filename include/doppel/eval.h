@@ -76,6 +76,9 @@ typedef struct dp_eval_params {
     const dp_eval_labels *labels;
     int metric;         /* dp_metric; DP_METRIC_DEFAULT = the index's */
     double minkowski_p; /* > 0: Minkowski distance with this p (metric ignored) */
+    /* Return the database's paths in the report (e.g. to hand the very same
+     * sample to another tool). */
+    bool list_database;
 } dp_eval_params;
 
 DP_API dp_eval_params dp_eval_default_params(void);
@@ -100,8 +103,9 @@ typedef struct dp_eval_confusion {
 
 typedef struct dp_eval_report {
     size_t n_queries, k;
-    size_t n_database;   /* entries searched over (the sample, or all labelled) */
-    size_t n_unlabelled; /* live entries left out for want of a label */
+    size_t n_database;           /* entries searched over (the sample, or all labelled) */
+    const char **database_paths; /* with params.list_database: n_database paths, sorted */
+    size_t n_unlabelled;         /* live entries left out for want of a label */
     double precision_at_k, top1, map100;
     /* Queries with no relevant neighbour in the database (a class of one,
      * or of one instance): they count, as zeros, and cap the scores. */

@@ -101,19 +101,16 @@ static void print_report(const char *path, const char *model, const dp_eval_repo
 
 int dp_cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {{"queries", required_argument, 0, 'Q'},
-                                         {"sample", required_argument, 0, 'N'},
-                                         {"seed", required_argument, 0, 'S'},
-                                         {"labels", required_argument, 0, 'L'},
-                                         {"metric", required_argument, 0, 'M'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"queries", required_argument, 0, 'Q'}, {"sample", required_argument, 0, 'N'},
+        {"seed", required_argument, 0, 'S'},    {"labels", required_argument, 0, 'L'},
+        {"metric", required_argument, 0, 'M'},  {"sample-list", required_argument, 0, 'W'},
+        {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     dp_eval_params ep = dp_eval_default_params();
     ep.seed = 1;
     bool as_json = false;
-    const char *labels_path = NULL, *metric_list = NULL;
+    const char *labels_path = NULL, *metric_list = NULL, *list_path = NULL;
     int c;
     char *end;
     optind = 1;
@@ -142,6 +139,10 @@ int dp_cmd_eval(int argc, char **argv)
             break;
         case 'M':
             metric_list = optarg;
+            break;
+        case 'W':
+            list_path = optarg;
+            ep.list_database = true;
             break;
         case 't':
             ep.threads = atoi(optarg);
@@ -213,6 +214,17 @@ int dp_cmd_eval(int argc, char **argv)
         if (dp_eval_index(ix, &mp, &r)) {
             status = dp_cli_fail("eval", "%s", path);
             break;
+        }
+        if (list_path && i == 0) {
+            FILE *lf = fopen(list_path, "w");
+            for (size_t t = 0; lf && t < r.n_database; t++)
+                fprintf(lf, "%s\n", r.database_paths[t]);
+            if (!lf || fclose(lf) != 0) {
+                fprintf(stderr, "doppel eval: %s: cannot write\n", list_path);
+                status = DP_EXIT_ERROR;
+                dp_eval_report_free(&r);
+                break;
+            }
         }
         if (as_json) {
             json_array_append_new(jm, report_json(&r));

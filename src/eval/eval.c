@@ -182,8 +182,10 @@ void dp_eval_report_free(dp_eval_report *r)
     if (!r) return;
     free(r->labels);
     free(r->confusions);
+    free(r->database_paths);
     r->labels = NULL;
     r->confusions = NULL;
+    r->database_paths = NULL;
 }
 
 /* ---- Evaluation ---------------------------------------------------------- */
@@ -688,6 +690,21 @@ int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *o
     }
     out->n_queries = nq;
     out->n_database = ndb;
+    if (p->list_database) {
+        path_idx *pi = malloc(ndb * sizeof *pi);
+        out->database_paths = malloc(ndb * sizeof *out->database_paths);
+        if (!pi || !out->database_paths) {
+            free(pi);
+            rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < ndb; i++)
+            pi[i] = (path_idx){items[i].path, i};
+        qsort(pi, ndb, sizeof *pi, cmp_path_idx);
+        for (size_t i = 0; i < ndb; i++)
+            out->database_paths[i] = pi[i].path;
+        free(pi);
+    }
     out->k = k;
     out->precision_at_k = sum_prec / (double)nq;
     out->top1 = sum_top1 / (double)nq;

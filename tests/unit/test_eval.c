@@ -241,8 +241,16 @@ static void test_sample(void)
     p.k = 1;
     p.sample = 7;
     p.seed = 3;
+    p.list_database = true;
     dp_eval_report r, r2;
     OK(dp_eval_index(ix, &p, &r));
+    int nc = 0, sorted = 1;
+    for (size_t i = 0; r.database_paths && i < r.n_database; i++) {
+        nc += r.database_paths[i][0] == 'C';
+        if (i) sorted &= strcmp(r.database_paths[i - 1], r.database_paths[i]) < 0;
+    }
+    CHECK(r.database_paths && nc == 1 && sorted, "the sample's 7 paths, sorted, one C");
+    p.list_database = false;
     CHECK(r.n_database == 7 && r.n_queries == 7, "%zu %zu", r.n_database, r.n_queries);
     const dp_eval_label *a = find_label(&r, "A"), *b = find_label(&r, "B"),
                         *c = find_label(&r, "C");
