@@ -28,6 +28,8 @@ typedef struct dp_ingest_params {
     int batch;                /* images per inference call; 0 = 16 */
     size_t commit_every;      /* images between commits; 0 = 256 */
     double commit_seconds;    /* also commit when this much time passed; 0 = 30 */
+    int ann_kind;             /* dp_ann_kind to build if the index has none; an
+                               * existing ANN structure is always kept in step */
     dp_progress_fn progress;  /* (done, total) over the images to embed */
     void *user_data;
 } dp_ingest_params;

@@ -1,6 +1,7 @@
 /* doppel index DIR: bring an index file in step with a folder of images. */
 #include "cli.h"
 
+#include <doppel/ann.h>
 #include <doppel/ingest.h>
 #include <getopt.h>
 #include <glib.h>
@@ -27,6 +28,8 @@ static void help(FILE *f)
             "  -t, --threads N         threads for decoding and inference (default: all cores)\n"
             "  -b, --batch N           images per inference call (default: 16)\n"
             "      --commit-every N    images between commits (default: 256)\n"
+            "      --ann KIND          also build an approximate-search structure (hnsw);\n"
+            "                          once built, later runs keep it up to date\n"
             "      --failed-list FILE  write the skipped files, one \"path<TAB>reason\" a line\n"
             "  -q, --quiet             no progress bar or summary\n"
             "      --json              print the summary as JSON\n"
@@ -69,6 +72,7 @@ int dp_cli_index_dir(int argc, char **argv)
                                          {"batch", required_argument, 0, 'b'},
                                          {"commit-every", required_argument, 0, 'C'},
                                          {"failed-list", required_argument, 0, 'F'},
+                                         {"ann", required_argument, 0, 'A'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
@@ -100,6 +104,10 @@ int dp_cli_index_dir(int argc, char **argv)
             if (ip.commit_every < 1) return dp_cli_usage("index", "--commit-every must be >= 1");
             break;
         case 'F': failed_list = optarg; break;
+        case 'A':
+            if (dp_ann_kind_parse(optarg, &ip.ann_kind))
+                return dp_cli_usage("index", "%s", dp_last_error());
+            break;
         case 'q': quiet = true; break;
         case 'j': as_json = true; break;
         case 'h': help(stdout); return DP_EXIT_OK;

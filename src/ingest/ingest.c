@@ -6,6 +6,7 @@
  * directory is entered at most once (keyed by device and inode), which both
  * breaks symlink loops and keeps a folder linked twice from being indexed
  * twice. */
+#include "doppel/ann.h"
 #include "doppel/embed.h"
 #include "doppel/index.h"
 #include "doppel/ingest.h"
@@ -217,6 +218,27 @@ static int sink(const dp_embed_result *r, void *user)
     return 0;
 }
 
+/* Keep an ANN structure in step with the entries: new images are inserted,
+ * removed ones are already tombstoned by the index. Built from scratch when
+ * asked for and absent. */
+static int sync_ann(dp_index *ix, const dp_ingest_params *p)
+{
+    dp_ann *a = NULL;
+    dp_ann_build_params bp = dp_ann_default_build_params();
+    int rc = dp_ann_open(ix, NULL, &a);
+    if (rc == DP_ERR_NOT_FOUND) {
+        if (!p->ann_kind || dp_index_count(ix) == 0) return 0;
+        bp.kind = p->ann_kind;
+        rc = dp_ann_build(ix, &bp, &a);
+    } else if (!rc) {
+        rc = dp_ann_update(a, ix, &bp);
+    }
+    if (!rc) rc = dp_ann_save(a, ix);
+    dp_ann_free(a);
+    if (!rc) rc = dp_index_commit(ix);
+    return rc;
+}
+
 static void fill_failures(dp_ingest_report *rep, GArray *failures)
 {
     rep->failed = failures->len;
@@ -374,6 +396,7 @@ int dp_ingest_dir(dp_embedder *e, const char *dir, const char *index_path,
         free(reasons);
     }
     if (!rc) rc = dp_index_commit(ix);
+    if (!rc) rc = sync_ann(ix, p);
 
 done:
     fill_failures(rep, w.failures);
