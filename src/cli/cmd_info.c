@@ -156,12 +156,18 @@ int dp_cmd_info(int argc, char **argv)
         else if (t == DP_META_F64 && !dp_index_get_meta_f64(ix, key, &f))
             printf("  %-26s %g\n", key, f);
     }
-    printf("sections   %-9s %4s %12s %14s %10s  %s\n", "name", "seg", "offset", "bytes", "count",
-           "crc32c");
+    /* Named sections (hnsw.levels, ...) set the width of the name column. */
+    int nw = 9;
+    for (size_t i = 0; i < in.sections; i++) {
+        dp_index_section s;
+        if (!dp_index_section_at(ix, i, &s) && (int)strlen(s.name) > nw) nw = (int)strlen(s.name);
+    }
+    printf("sections   %-*s %4s %12s %14s %10s  %s\n", nw, "name", "seg", "offset", "bytes",
+           "count", "crc32c");
     for (size_t i = 0; i < in.sections; i++) {
         dp_index_section s;
         if (dp_index_section_at(ix, i, &s)) continue;
-        printf("           %-9s %4u %12llu %14llu %10llu  %08x\n", s.name, s.segment,
+        printf("           %-*s %4u %12llu %14llu %10llu  %08x\n", nw, s.name, s.segment,
                (unsigned long long)s.offset, (unsigned long long)s.bytes,
                (unsigned long long)s.count, s.crc32c);
     }
