@@ -96,8 +96,60 @@ static double nn_purity(const float *Y, const int *lab, size_t n)
     return (double)good / (double)n;
 }
 
+/* Pictures of a layout. Points already on a 4 x 4 lattice must each get
+ * their own lattice cell (row * 4 + column, y down); 5 points piled on one
+ * spot must spread over distinct cells next to it. */
+static void test_pictures(void)
+{
+    char dir[] = "/tmp/dp_test_tsne.XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char png[300];
+    float xy[32];
+    int cls[16], cell[16];
+    dp_thumb thumbs[16];
+    memset(thumbs, 0, sizeof thumbs); /* unreadable images: grey tiles */
+    for (int i = 0; i < 16; i++) {
+        xy[2 * i] = (float)(i % 4) * 10;
+        xy[2 * i + 1] = (float)(i / 4) * 10;
+        cls[i] = i % 3;
+    }
+    snprintf(png, sizeof png, "%s/grid.png", dir);
+    OK(dp_viz_tile_grid(png, xy, thumbs, 16, NULL, cell));
+    int ident = 1;
+    for (int i = 0; i < 16; i++)
+        ident &= cell[i] == i;
+    CHECK(ident, "lattice points keep their cells");
+    for (int i = 0; i < 5; i++)
+        xy[2 * i] = xy[2 * i + 1] = 0;
+    OK(dp_viz_tile_grid(png, xy, thumbs, 16, NULL, cell));
+    int used[16] = {0}, dup = 0;
+    for (int i = 0; i < 16; i++)
+        dup |= used[cell[i]]++;
+    CHECK(!dup, "no two images share a cell");
+    const char *names[] = {"a", "b", "c"};
+    snprintf(png, sizeof png, "%s/scatter.png", dir);
+    OK(dp_viz_scatter(png, xy, cls, 16, names, 3, NULL));
+    FILE *f = fopen(png, "rb");
+    unsigned char sig[8] = {0};
+    CHECK(f && fread(sig, 1, 8, f) == 8 && sig[1] == 'P' && sig[2] == 'N' && sig[3] == 'G',
+          "scatter is a PNG");
+    if (f) fclose(f);
+    snprintf(png, sizeof png, "%s/map.png", dir);
+    OK(dp_viz_image_map(png, xy, thumbs, 16, NULL));
+    xy[3] = NAN;
+    CHECK(dp_viz_scatter(png, xy, cls, 16, names, 3, NULL) == DP_ERR_INVALID, "NaN point");
+    snprintf(png, sizeof png, "%s/no/such/dir/x.png", dir);
+    xy[3] = 0;
+    CHECK(dp_viz_scatter(png, xy, cls, 16, names, 3, NULL) == DP_ERR_IO, "unwritable");
+    CHECK(strstr(dp_last_error(), "no/such/dir") != NULL, "%s", dp_last_error());
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void)
 {
+    test_pictures();
     enum { C = 5, PER = 80, N = C * PER, D = 30 };
     float *X = malloc((size_t)N * D * sizeof *X), *Y = malloc(2 * N * sizeof *Y),
           *Y2 = malloc(2 * N * sizeof *Y2), *Ye = malloc(2 * N * sizeof *Ye);
