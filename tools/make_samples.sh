@@ -54,7 +54,7 @@ STAMP="emoji-datasource $VERSION vendors=$VENDORS count=$COUNT label=$LABEL size
 summary() {
   local dir=$1
   echo "make_samples: $dir: $(find "$dir" -name '*.png' | wc -l) images in $(find "$dir" -mindepth 1 -maxdepth 1 -type d | wc -l) labels ($STAMP)"
-  find "$dir" -name '*.png' | sed "s#^$dir/##; s#/.*##" | sort | uniq -c | sort -rn | head -12 |
+  find "$dir" -name '*.png' | sed "s#^$dir/##; s#/.*##" | sort | uniq -c | sort -rn | awk 'NR <= 12' |
     awk '{printf "  %5d  %s\n", $1, $2}'
 }
 
