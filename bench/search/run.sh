@@ -28,8 +28,8 @@ fi
 
 cmake --build "$BUILD" --target doppel doppel_cli -j2 >&2
 mkdir -p "$DATA"
-cc -O3 -march=native -Wall -I"$SRC/include" "$HERE/bench_search.c" -L"$BUILD" -ldoppel \
-    -lpthread -lm -Wl,-rpath,"$BUILD" -o "$DATA/bench_search"
+cc -O3 -march=native -fopenmp -Wall -I"$SRC/include" "$HERE/bench_search.c" -L"$BUILD" -ldoppel \
+    -lm -Wl,-rpath,"$BUILD" -o "$DATA/bench_search"
 [ -f "$DATA/base.npy" ] || $PY "$HERE/make_data.py" "$DATA"
 [ -f "$DATA/base.dpl" ] || "$BUILD/doppel" index --vectors "$DATA/base.npy" -o "$DATA/base.dpl"
 

@@ -7,11 +7,15 @@
  * k-th distance (a max-heap root) unless it improves on it. Per-thread heaps
  * are merged at the end. The single-query case is bound by memory bandwidth.
  *
- * Many queries (L2, IP, cosine): distances come from a BLAS GEMM per block of
- * rows, |x - q|^2 = |x|^2 - 2 x.q + |q|^2, ranking by |x|^2 - 2 x.q (the |q|^2
- * term is the same for every row and is added at the end). OpenBLAS threads
- * the GEMM; the selection after it is about a tenth of the work and runs on
- * the calling thread. */
+ * Many queries (L2, IP, cosine): distances come from a GEMM per tile of rows,
+ * |x - q|^2 = |x|^2 - 2 x.q + |q|^2, ranking by |x|^2 - 2 x.q (the |q|^2 term
+ * is the same for every row and is added at the end). A tile holds all the
+ * queries of a pass (up to 1,024) against a few hundred rows, about L2-sized;
+ * threads take tiles in turn, each runs a single-threaded GEMM on its tile
+ * and filters it while it is still in cache: a vector compare of each key
+ * against its query's current k-th (first_key_below) skips all but a few
+ * hundred of the million keys per query, so selection costs a few percent
+ * of the GEMM. */
 #include "index_internal.h"
 
 #include "linalg/dist.h"
@@ -22,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCAN_SUB 256              /* rows per kernel call */
-#define SCAN_BLOCK 16384          /* rows per thread task */
-#define GEMM_ROWS 4096            /* rows per GEMM */
-#define GEMM_QUERIES 512          /* queries per GEMM */
-#define MAX_HEAP_ITEMS (1u << 26) /* per pass: queries x k x threads */
+#define SCAN_SUB 256                  /* rows per kernel call */
+#define SCAN_BLOCK 16384              /* rows per thread task */
+#define GEMM_TILE_FLOATS (128 * 1024) /* dot products per GEMM tile (512 KiB) */
+#define GEMM_QUERIES 1024             /* queries per pass over the rows */
+#define MAX_HEAP_ITEMS (1u << 26)     /* per pass: queries x k x threads */
 
 dp_search_params dp_search_default_params(void)
 {
@@ -293,67 +297,127 @@ done:
     return rc;
 }
 
-/* GEMM path for queries [q0, q0 + nq): L2, IP, cosine. */
+/* Offer one query's row of a GEMM tile: dot products v[0..m) of rows
+ * row0.., keys dp_key(v, add, alpha, beta) filtered without being written
+ * (first_key_below), as in select_block. */
+static inline void select_tile(const search_ctx *c, heap *h, const float *v, const float *add,
+                               float alpha, float beta, size_t m, const dpx_seg *s, size_t local0,
+                               size_t q, float lim)
+{
+    const size_t k = c->k;
+    const float cap = lim < INFINITY ? nextafterf(lim, INFINITY) : INFINITY;
+    float thr = h->n < k ? cap : fminf(h->d[0], cap);
+    size_t i = c->ops->first_key_below(v, add, alpha, beta, m, thr);
+    while (i < m) {
+        if (admit(c, s, local0 + i, q)) {
+            heap_push(h, k, dp_key(v[i], add ? add[i] : 0.0f, alpha, beta), s->row0 + local0 + i);
+            if (h->n == k) thr = fminf(h->d[0], cap);
+        }
+        i++;
+        i += c->ops->first_key_below(v + i, add ? add + i : NULL, alpha, beta, m - i, thr);
+    }
+}
+
+/* Rows per GEMM tile for nq queries: the tile of dot products (nq x rows)
+ * stays around L2 size, so the selection that reads it right after the
+ * GEMM finds it in cache. */
+static size_t tile_rows(size_t nq)
+{
+    size_t r = GEMM_TILE_FLOATS / nq;
+    r = r < 64 ? 64 : r > 4096 ? 4096 : r;
+    return r & ~(size_t)7;
+}
+
+/* GEMM path for queries [q0, q0 + nq): L2, IP, cosine. Threads take tiles
+ * of rows in turn; each runs its own single-threaded GEMM on the tile and
+ * selects from it while it is in cache, into per-thread heaps merged at the
+ * end (the scan path's scheme, with a GEMM for the kernel). */
 static int search_gemm(const search_ctx *c, const float *queries, size_t q0, size_t nq,
                        int64_t *ids_out, float *dist_out)
 {
     const dp_index *ix = c->ix;
-    const size_t dim = ix->dim, k = c->k;
-    int rc = 0;
-    heap *heaps = calloc(nq, sizeof *heaps);
-    float *hd = malloc((nq * k > 0 ? nq * k : 1) * sizeof(float));
-    uint64_t *hr = malloc((nq * k > 0 ? nq * k : 1) * sizeof(uint64_t));
+    const size_t dim = ix->dim, k = c->k, rows = tile_rows(nq);
+    task *tasks = NULL;
+    size_t ntasks;
+    int rc = make_tasks(ix, rows, &tasks, &ntasks);
+    if (rc) return rc;
+    int nt = threads_for(c->p, ntasks * SCAN_BLOCK / 2); /* one thread for a single tile */
+    size_t nheap = (size_t)nt * nq;
+    heap *heaps = calloc(nheap, sizeof *heaps);
+    float *hd = malloc(nheap * k * sizeof(float));
+    uint64_t *hr = malloc(nheap * k * sizeof(uint64_t));
     float *qn = malloc(nq * sizeof(float)), *qinv = malloc(nq * sizeof(float));
-    float *dots = malloc(nq * GEMM_ROWS * sizeof(float)), *xn = malloc(GEMM_ROWS * sizeof(float));
-    if (!heaps || !hd || !hr || !qn || !qinv || !dots || !xn) {
+    /* Per thread: the tile, then the rows' squared norms. */
+    const size_t per_thread = nq * rows + rows + 16;
+    float *work = malloc((size_t)nt * per_thread * sizeof(float));
+    heap *tmp = malloc((size_t)nt * sizeof *tmp);
+    if (!heaps || !hd || !hr || !qn || !qinv || !work || !tmp) {
         rc = dp_set_error(DP_ERR_NOMEM, "out of memory for a GEMM batch of %zu queries", nq);
         goto done;
     }
     const float *Q = queries + q0 * dim;
-    for (size_t i = 0; i < nq; i++) {
+    for (size_t i = 0; i < nheap; i++)
         heaps[i] = (heap){hd + i * k, hr + i * k, 0};
+    for (size_t i = 0; i < nq; i++) {
         qinv[i] = inv_norm(Q + i * dim, dim);
         qn[i] = qinv[i] > 0 ? 1.0f / (qinv[i] * qinv[i]) : 0;
     }
     const float maxd = c->p->max_distance;
     const int metric = c->metric;
-    for (size_t g = 0; g < ix->n_seg; g++) {
-        const dpx_seg *s = &ix->segs[g];
-        for (size_t b = 0; b < s->n; b += GEMM_ROWS) {
-            size_t m = s->n - b < GEMM_ROWS ? s->n - b : GEMM_ROWS;
+    int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        /* This thread's GEMMs run on it alone (the setting is per thread
+         * and ends with the region). */
+        omp_set_num_threads(1);
+        const int me = omp_get_thread_num();
+        float *dots = work + (size_t)me * per_thread, *xn = dots + nq * rows;
+        heap *mine = heaps + (size_t)me * nq;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t t = 0; t < ntasks; t++) {
+            const dpx_seg *s = tasks[t].s;
+            const size_t b = tasks[t].start, m = tasks[t].n;
             const float *x = s->vec + b * dim;
-            dp_sgemm_nt(nq, m, dim, Q, dim, x, dim, dots, m);
+            if (__atomic_load_n(&failed, __ATOMIC_RELAXED) ||
+                dp_sgemm_nt(nq, m, dim, Q, dim, x, dim, dots, m)) {
+                __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+                continue;
+            }
             if (metric == DP_METRIC_L2) c->ops->sqnorm(x, m, dim, xn);
-            /* Selection stays on this thread: OpenMP workers spinning
-             * between blocks would steal the cores OpenBLAS's threads need
-             * for the next GEMM (measured: 3-4x slower than serial). */
             for (size_t q = 0; q < nq; q++) {
-                float *dq = dots + q * m;
-                /* Ranking key (in place) and the bound it must meet. */
-                float lim = metric == DP_METRIC_L2 ? maxd - qn[q] : maxd;
+                const float *dq = dots + q * m;
+                /* Key |x|^2 - 2 x.q (L2), -x.q (IP), 1 - x.q/|q| (cosine). */
                 if (metric == DP_METRIC_L2)
-                    c->ops->affine(dq, xn, -2.0f, 0.0f, m);
+                    select_tile(c, &mine[q], dq, xn, -2.0f, 0.0f, m, s, b, q0 + q, maxd - qn[q]);
                 else if (metric == DP_METRIC_IP)
-                    c->ops->affine(dq, NULL, -1.0f, 0.0f, m);
+                    select_tile(c, &mine[q], dq, NULL, -1.0f, 0.0f, m, s, b, q0 + q, maxd);
                 else
-                    c->ops->affine(dq, NULL, -qinv[q], 1.0f, m);
-                select_block(c, &heaps[q], dq, m, s, b, q0 + q, lim);
+                    select_tile(c, &mine[q], dq, NULL, -qinv[q], 1.0f, m, s, b, q0 + q, maxd);
             }
         }
     }
+    if (failed) {
+        rc = dp_set_error(DP_ERR_BACKEND, "oneDNN sgemm failed on a %zu x %zu x %zu tile", nq, rows,
+                          dim);
+        goto done;
+    }
     size_t kout = c->p->k;
-    for (size_t q = 0; q < nq && !rc; q++)
-        rc =
-            emit(ix, &heaps[q], 1, kout, metric == DP_METRIC_L2 ? qn[q] : 0, metric == DP_METRIC_L2,
-                 ids_out + (q0 + q) * kout, dist_out ? dist_out + (q0 + q) * kout : NULL);
+    for (size_t q = 0; q < nq && !rc; q++) {
+        for (int t = 0; t < nt; t++)
+            tmp[t] = heaps[(size_t)t * nq + q];
+        rc = emit(ix, tmp, (size_t)nt, kout, metric == DP_METRIC_L2 ? qn[q] : 0,
+                  metric == DP_METRIC_L2, ids_out + (q0 + q) * kout,
+                  dist_out ? dist_out + (q0 + q) * kout : NULL);
+    }
 done:
+    free(tasks);
     free(heaps);
     free(hd);
     free(hr);
     free(qn);
     free(qinv);
-    free(dots);
-    free(xn);
+    free(work);
+    free(tmp);
     return rc;
 }
 
@@ -398,9 +462,12 @@ int dp_index_search(const dp_index *ix, const float *queries, size_t nq, const d
     }
     bool gemm = p->gemm_min_queries && nq >= p->gemm_min_queries && metric != DP_METRIC_L1;
     int nt = p->threads > 0 ? p->threads : omp_get_max_threads();
-    size_t per_q = c.k * (gemm ? 1 : (size_t)(nt > 0 ? nt : 1));
+    size_t per_q = c.k * (size_t)(nt > 0 ? nt : 1);
     size_t chunk = gemm ? GEMM_QUERIES : 64;
     if (chunk * per_q > MAX_HEAP_ITEMS) chunk = MAX_HEAP_ITEMS / per_q ? MAX_HEAP_ITEMS / per_q : 1;
+    /* Even chunks: 1,100 queries run as 2 x 550, not 1,024 + 76. */
+    size_t passes = (nq + chunk - 1) / chunk;
+    chunk = (nq + passes - 1) / passes;
     for (size_t q0 = 0; q0 < nq && !rc; q0 += chunk) {
         size_t n = nq - q0 < chunk ? nq - q0 : chunk;
         rc = gemm ? search_gemm(&c, queries, q0, n, ids_out, dist_out)

@@ -1,6 +1,7 @@
 /* AVX2 + FMA kernels: four rows in flight, 8 floats per step, the tail of
  * each row read with a masked load (never past the row's end, so the last
- * row of an mmapped section cannot fault). */
+ * row of an mmapped section cannot fault; prefetches past it never fault
+ * either). */
 #include "dist.h"
 
 #include "util/util.h"
@@ -47,9 +48,14 @@ static inline __attribute__((always_inline)) void run(int op, const float *q, co
 {
     const size_t full = dim & ~(size_t)7, rem = dim & 7;
     const __m256i m = tail_mask(rem);
+    /* Next line to prefetch; the first DP_DIST_PREFETCH bytes were asked for
+     * by the previous call over the rows before these. */
+    const char *pf = (const char *)x + DP_DIST_PREFETCH;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const float *x0 = x + i * dim, *x1 = x0 + dim, *x2 = x1 + dim, *x3 = x2 + dim;
+        for (const char *end = (const char *)(x3 + dim) + DP_DIST_PREFETCH; pf < end; pf += 64)
+            _mm_prefetch(pf, _MM_HINT_T0);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t j = 0; j < full; j += 8) {
             __m256 qv = op == OP_SQ ? a0 : _mm256_loadu_ps(q + j);
@@ -134,8 +140,40 @@ static size_t first_below_avx2(const float *v, size_t n, float thr)
     return n;
 }
 
-static const dp_dist_ops_t ops_avx2 = {"avx2",      l2sq_avx2,   dot_avx2,        l1_avx2,
-                                       sqnorm_avx2, affine_avx2, first_below_avx2};
+static size_t first_key_below_avx2(const float *v, const float *add, float alpha, float beta,
+                                   size_t n, float thr)
+{
+    const __m256 a = _mm256_set1_ps(alpha), b = _mm256_set1_ps(beta), t = _mm256_set1_ps(thr);
+    size_t i = 0;
+    if (add) {
+        for (; i + 16 <= n; i += 16) {
+            __m256 k0 = _mm256_add_ps(_mm256_fmadd_ps(a, _mm256_loadu_ps(v + i), b),
+                                      _mm256_loadu_ps(add + i));
+            __m256 k1 = _mm256_add_ps(_mm256_fmadd_ps(a, _mm256_loadu_ps(v + i + 8), b),
+                                      _mm256_loadu_ps(add + i + 8));
+            __m256 c =
+                _mm256_or_ps(_mm256_cmp_ps(k0, t, _CMP_LT_OQ), _mm256_cmp_ps(k1, t, _CMP_LT_OQ));
+            if (_mm256_movemask_ps(c)) break;
+        }
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            __m256 k0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + i), b);
+            __m256 k1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + i + 8), b);
+            __m256 c =
+                _mm256_or_ps(_mm256_cmp_ps(k0, t, _CMP_LT_OQ), _mm256_cmp_ps(k1, t, _CMP_LT_OQ));
+            if (_mm256_movemask_ps(c)) break;
+        }
+    }
+    /* The block that matched (or the tail), one key at a time: same rounding
+     * as the vector path (fmaf is one FMA, then one add). */
+    for (; i < n; i++)
+        if (dp_key(v[i], add ? add[i] : 0.0f, alpha, beta) < thr) return i;
+    return n;
+}
+
+static const dp_dist_ops_t ops_avx2 = {"avx2",           l2sq_avx2,           dot_avx2,
+                                       l1_avx2,          sqnorm_avx2,         affine_avx2,
+                                       first_below_avx2, first_key_below_avx2};
 
 const dp_dist_ops_t *dp_dist_ops_avx2(void)
 {

@@ -30,9 +30,12 @@ static inline __attribute__((always_inline)) void run(int op, const float *q, co
     const size_t full = dim & ~(size_t)15, rem = dim & 15;
     const __mmask16 m = (__mmask16)((1u << rem) - 1u);
     const __m512 zero = _mm512_setzero_ps();
+    const char *pf = (const char *)x + DP_DIST_PREFETCH; /* as in dist_avx2.c */
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const float *x0 = x + i * dim, *x1 = x0 + dim, *x2 = x1 + dim, *x3 = x2 + dim;
+        for (const char *end = (const char *)(x3 + dim) + DP_DIST_PREFETCH; pf < end; pf += 64)
+            _mm_prefetch(pf, _MM_HINT_T0);
         __m512 a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         for (size_t j = 0; j < full; j += 16) {
             __m512 qv = op == OP_SQ ? zero : _mm512_loadu_ps(q + j);
@@ -104,8 +107,23 @@ static size_t first_below_avx512(const float *v, size_t n, float thr)
     return n;
 }
 
-static const dp_dist_ops_t ops_avx512 = {"avx512",      l2sq_avx512,   dot_avx512,        l1_avx512,
-                                         sqnorm_avx512, affine_avx512, first_below_avx512};
+static size_t first_key_below_avx512(const float *v, const float *add, float alpha, float beta,
+                                     size_t n, float thr)
+{
+    const __m512 a = _mm512_set1_ps(alpha), b = _mm512_set1_ps(beta), t = _mm512_set1_ps(thr);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 k = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, v + i), b);
+        if (add) k = _mm512_add_ps(k, _mm512_maskz_loadu_ps(m, add + i));
+        __mmask16 lt = _mm512_mask_cmp_ps_mask(m, k, t, _CMP_LT_OQ);
+        if (lt) return i + (size_t)__builtin_ctz((unsigned)lt);
+    }
+    return n;
+}
+
+static const dp_dist_ops_t ops_avx512 = {"avx512",           l2sq_avx512,           dot_avx512,
+                                         l1_avx512,          sqnorm_avx512,         affine_avx512,
+                                         first_below_avx512, first_key_below_avx512};
 
 const dp_dist_ops_t *dp_dist_ops_avx512(void)
 {

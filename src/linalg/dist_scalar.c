@@ -5,9 +5,18 @@
 
 #include <math.h>
 
+/* The lines of the row DP_DIST_PREFETCH bytes ahead. */
+static inline void prefetch_row(const float *x, size_t dim)
+{
+    const char *p = (const char *)x + DP_DIST_PREFETCH;
+    for (size_t b = 0; b < dim * sizeof(float); b += 64)
+        __builtin_prefetch(p + b);
+}
+
 static void l2sq_scalar(const float *q, const float *x, size_t n, size_t dim, float *out)
 {
     for (size_t i = 0; i < n; i++, x += dim) {
+        prefetch_row(x, dim);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         size_t j = 0;
         for (; j + 4 <= dim; j += 4) {
@@ -29,6 +38,7 @@ static void l2sq_scalar(const float *q, const float *x, size_t n, size_t dim, fl
 static void dot_scalar(const float *q, const float *x, size_t n, size_t dim, float *out)
 {
     for (size_t i = 0; i < n; i++, x += dim) {
+        prefetch_row(x, dim);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         size_t j = 0;
         for (; j + 4 <= dim; j += 4) {
@@ -46,6 +56,7 @@ static void dot_scalar(const float *q, const float *x, size_t n, size_t dim, flo
 static void l1_scalar(const float *q, const float *x, size_t n, size_t dim, float *out)
 {
     for (size_t i = 0; i < n; i++, x += dim) {
+        prefetch_row(x, dim);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         size_t j = 0;
         for (; j + 4 <= dim; j += 4) {
@@ -79,8 +90,17 @@ static size_t first_below_scalar(const float *v, size_t n, float thr)
     return n;
 }
 
-static const dp_dist_ops_t ops_scalar = {"scalar",      l2sq_scalar,   dot_scalar,        l1_scalar,
-                                         sqnorm_scalar, affine_scalar, first_below_scalar};
+static size_t first_key_below_scalar(const float *v, const float *add, float alpha, float beta,
+                                     size_t n, float thr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (dp_key(v[i], add ? add[i] : 0.0f, alpha, beta) < thr) return i;
+    return n;
+}
+
+static const dp_dist_ops_t ops_scalar = {"scalar",           l2sq_scalar,           dot_scalar,
+                                         l1_scalar,          sqnorm_scalar,         affine_scalar,
+                                         first_below_scalar, first_key_below_scalar};
 
 const dp_dist_ops_t *dp_dist_ops_scalar(void)
 {

@@ -2,7 +2,9 @@
  * dimensions that exercise full vectors, masked tails and both (1..300),
  * row counts that hit the 4-row main loop and its remainder, and rows placed
  * at the very end of a page followed by an unmapped page (a tail read past
- * the row would fault). Also the GEMM wrapper against a plain loop. */
+ * the row would fault; the kernels' prefetches run into it and must not).
+ * Also the GEMM-tile key filter against dp_key bit for bit, and the GEMM
+ * wrapper against a plain loop. */
 #include "linalg/dist.h"
 #include "util/util.h"
 
@@ -153,6 +155,51 @@ static void check_helpers(const dp_dist_ops_t *o)
     }
 }
 
+/* first_key_below computes each key exactly as dp_key does: a threshold
+ * equal to a key must not let it through, the next float up must. */
+static void check_key_filter(const dp_dist_ops_t *o)
+{
+    const dp_dist_ops_t *sc = dp_dist_ops_scalar();
+    int checked = 0;
+    for (size_t n = 0; n <= 70; n++) {
+        float v[70], a[70];
+        for (size_t i = 0; i < n; i++) {
+            v[i] = frand() * 3.0f;
+            a[i] = 1.0f + frand() * 0.01f;
+        }
+        const float alphas[] = {-2.0f, -1.0f, -0.7310586f}, betas[] = {0.0f, 0.0f, 1.0f};
+        for (int ab = 0; ab < 3; ab++)
+            for (int with_add = 0; with_add < 2; with_add++) {
+                const float *add = with_add ? a : NULL;
+                float al = alphas[ab], be = betas[ab];
+                for (size_t at = 0; at < n; at++) {
+                    float key = dp_key(v[at], add ? add[at] : 0.0f, al, be);
+                    /* The smallest key before `at` decides what may pass. */
+                    size_t want_eq = n, want_up = n;
+                    float up = nextafterf(key, INFINITY);
+                    for (size_t i = 0; i < n; i++) {
+                        float ki = dp_key(v[i], add ? add[i] : 0.0f, al, be);
+                        if (want_eq == n && ki < key) want_eq = i;
+                        if (want_up == n && ki < up) want_up = i;
+                    }
+                    size_t g_eq = o->first_key_below(v, add, al, be, n, key);
+                    size_t g_up = o->first_key_below(v, add, al, be, n, up);
+                    size_t s_up = sc->first_key_below(v, add, al, be, n, up);
+                    CHECK(g_eq == want_eq && g_up == want_up && s_up == want_up,
+                          "%s first_key_below n=%zu at=%zu alpha=%g add=%d: %zu/%zu want %zu/%zu",
+                          o->isa, n, at, al, with_add, g_eq, g_up, want_eq, want_up);
+                    CHECK(want_up <= at, "first_key_below: the key itself passes at next float");
+                    checked++;
+                }
+            }
+        for (size_t i = 0; i < n; i++)
+            v[i] = NAN;
+        CHECK(o->first_key_below(v, NULL, -2.0f, 0.0f, n, INFINITY) == n,
+              "%s: a NaN key never qualifies", o->isa);
+    }
+    printf("%-6s %d key filters match dp_key\n", o->isa, checked);
+}
+
 static void check_gemm(void)
 {
     size_t m = 7, n = 33, k = 19;
@@ -161,7 +208,7 @@ static void check_gemm(void)
         a[i] = frand();
     for (size_t i = 0; i < n * k; i++)
         b[i] = frand();
-    dp_sgemm_nt(m, n, k, a, k, b, k, c, n);
+    CHECK(dp_sgemm_nt(m, n, k, a, k, b, k, c, n) == 0, "gemm status");
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             double r = ref(1, a + i * k, b + j * k, k);
@@ -181,6 +228,7 @@ int main(void)
         }
         check_variant(variants[i]);
         check_helpers(variants[i]);
+        check_key_filter(variants[i]);
     }
     printf("chosen: %s\n", dp_dist_ops()->isa);
     CHECK(getenv("DP_ISA") || dp_dist_ops() == (variants[2]   ? variants[2]
