@@ -2,7 +2,9 @@
 """Peer: Faiss as Debian packages it (python3-faiss, a generic x86-64 build)
 on the same .fvecs data and ground truth as `doppel bench`. HNSWFlat (M=16,
 efConstruction=200) with an efSearch sweep and IVFFlat (nlist = 4 sqrt(N))
-with an nprobe sweep; builds on 2 threads, queries one at a time on one
+with an nprobe sweep, IVFPQ (the same nlist and m as doppel's defaults or
+as given: argv[6] nlist, argv[7] m; 8-bit codes) alone and inside
+IndexRefineFlat (exact rerank of the top 100, k_factor 10); builds on 2 threads, queries one at a time on one
 thread. Prints the CSV columns of doppel bench. Each query goes through
 Python, which adds a few microseconds per call (measured below as the cost
 of an empty search on a 1-vector index, and reported)."""
@@ -39,8 +41,8 @@ def sweep(impl, name, params, index, setp, values, Q, G, k, build_s, build_cpu, 
             hit += len(set(I[0].tolist()) & set(G[i, :k].tolist()))
         ct, wt = time.thread_time() - c0, time.perf_counter() - w0
         lat.sort()
-        print("%s,%s,%s,%s=%d,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%d" % (
-            impl, name, params, "ef" if "hnsw" in impl else "nprobe", v, hit / (len(Q) * k),
+        print("%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%d" % (
+            impl, name, params, ("ef=%d" if "hnsw" in impl else "nprobe=%d") % v, hit / (len(Q) * k),
             len(Q) / ct, len(Q) / wt, lat[len(Q) // 2] * 1e6, lat[int(0.99 * (len(Q) - 1))] * 1e6,
             build_s, build_cpu, nbytes), flush=True)
 
@@ -82,6 +84,36 @@ def main():
             ix.nprobe = v
         sweep("faiss-ivfflat", name, "nlist=%d" % nlist, ix, setp, [1, 2, 4, 8, 16, 32, 64, 128],
               Q, G, k, bw, bc, n * d * 4 + n * 8 + nlist * d * 4)
+    if "ivfpq" in kinds:
+        faiss.omp_set_num_threads(2)
+        # doppel's defaults: nlist = 4 sqrt(N) (at most N/32), m = the divisor of d nearest d/4
+        nlist = int(sys.argv[6]) if len(sys.argv) > 6 and int(sys.argv[6]) else \
+            max(1, int(min(round(4 * np.sqrt(n)), n / 32)))
+        divs = [m for m in range(1, d + 1) if d % m == 0]
+        m = int(sys.argv[7]) if len(sys.argv) > 7 and int(sys.argv[7]) else \
+            min(divs, key=lambda v: (abs(v - d / 4), -v))
+        q = faiss.IndexFlatL2(d)
+        ix = faiss.IndexIVFPQ(q, d, nlist, m, 8)
+        w0, c0 = time.perf_counter(), time.process_time()
+        ntrain = min(n, max(40 * nlist, 65536))
+        ix.train(X[np.random.RandomState(42).choice(n, ntrain, replace=False)])
+        ix.add(X)
+        bw, bc = time.perf_counter() - w0, time.process_time() - c0
+        print("faiss ivfpq nlist=%d m=%d built in %.1f s (%.1f CPU-s)" % (nlist, m, bw, bc), file=sys.stderr)
+        # codes + ids + coarse centroids + PQ codebooks (what doppel counts)
+        nbytes = n * (m + 8) + nlist * d * 4 + m * 256 * (d // m) * 4 + (nlist + 1) * 8
+        nps = [1, 2, 4, 8, 16, 32, 64, 128]
+
+        def setp(v):
+            ix.nprobe = v
+        sweep("faiss-ivfpq", name, "nlist=%d m=%d" % (nlist, m), ix, setp, nps, Q, G, k, bw, bc, nbytes)
+        rf = faiss.IndexRefineFlat(ix, faiss.swig_ptr(X))
+        rf.k_factor = 10
+
+        def setp2(v):
+            ix.nprobe = v
+        sweep("faiss-ivfpq-refine", name, "nlist=%d m=%d +raw" % (nlist, m), rf, setp2, nps, Q, G,
+              k, bw, bc, nbytes + n * d * 4)
 
 
 main()

@@ -1,9 +1,12 @@
 #!/bin/sh
-# ANN benchmark: doppel's HNSW against hnswlib (compiled here from Debian's
+# ANN benchmark: doppel's HNSW and IVF-PQ against hnswlib (compiled here from Debian's
 # libhnswlib-dev headers, -O3 -march=native) and Faiss (Debian's
 # python3-faiss) on the same data, the same ground truth, the same machine,
-# in the same run. Each implementation builds with M=16, ef_construction=200
-# on 2 threads, then answers the queries one at a time on one thread over an
+# in the same run. Each HNSW builds with M=16, ef_construction=200 on 2
+# threads; doppel's IVF-PQ and Faiss IndexIVFPQ build with the same nlist and
+# m (doppel's defaults: 4 sqrt(N) cells, m = D/4 bytes per vector), alone
+# and with an exact rerank of the top 100 (Faiss: IndexRefineFlat,
+# k_factor 10). All answer the queries one at a time on one thread over an
 # ef (nprobe) sweep. Rounds alternate doppel and hnswlib so a burst of load
 # from other jobs hits both.
 #
@@ -12,7 +15,11 @@
 #
 # Environment: BUILD (doppel build dir, default build-ann), DATA (data and
 # results, default /tmp/doppel-ann-bench), SPECS, ROUNDS (default 2),
-# PEERS (default "hnswlib faiss").
+# PEERS (default "hnswlib faiss"), KINDS (doppel's, default "hnsw ivfpq"),
+# FAISS_KINDS (default "hnsw,ivfflat,ivfpq").
+#
+#   KINDS=ivfpq PEERS=faiss FAISS_KINDS=ivfpq SPECS=clustered:100000:100 ROUNDS=1 \
+#       bench/ann/run.sh                  # the IVF-PQ table of docs/benchmarks.md
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-ann}
@@ -20,6 +27,8 @@ DATA=${DATA:-/tmp/doppel-ann-bench}
 SPECS=${SPECS:-"clustered:100000:100 book-random:100000:100"}
 ROUNDS=${ROUNDS:-2}
 PEERS=${PEERS:-"hnswlib faiss"}
+KINDS=${KINDS:-"hnsw ivfpq"}
+FAISS_KINDS=${FAISS_KINDS:-"hnsw,ivfflat,ivfpq"}
 mkdir -p "$DATA"
 
 # peers: installed from Debian by this script, never linked into doppel
@@ -45,8 +54,11 @@ for spec in $SPECS; do
     # first run makes the data and the exact ground truth (cached in $DATA)
     r=1
     while [ $r -le "$ROUNDS" ]; do
-        echo "== $spec round $r: doppel" >&2
-        "$BUILD/doppel" bench --synthetic "$spec" --data-dir "$DATA" --ef "$EFS" | tail -n +2 >>"$OUT"
+        for kd in $KINDS; do
+            echo "== $spec round $r: doppel $kd" >&2
+            "$BUILD/doppel" bench --synthetic "$spec" --data-dir "$DATA" --kind "$kd" --ef "$EFS" \
+                --nprobe 1,2,4,8,16,32,64,128 --rerank 0,100 | tail -n +2 >>"$OUT"
+        done
         name="$DATA/$(echo "$spec" | tr ':' '-')-s42-q1000-g2"
         for p in $PEERS; do
             case $p in
@@ -59,7 +71,7 @@ for spec in $SPECS; do
                 if [ $r = 1 ]; then
                     echo "== $spec: faiss" >&2
                     /usr/bin/python3 bench/ann/faiss_peer.py "$name.base.fvecs" "$name.query.fvecs" \
-                        "$name.gt.ivecs" "$(basename "$name")" >>"$OUT"
+                        "$name.gt.ivecs" "$(basename "$name")" "$FAISS_KINDS" >>"$OUT"
                 fi
                 ;;
             esac

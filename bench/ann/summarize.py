@@ -3,7 +3,8 @@
 the best single-thread queries/s (by CPU time, the machine being shared) at
 recall@10 >= 0.90, 0.95, 0.99 (over all rounds: each round's sweep is
 interpolated separately and the best round kept), and doppel's ratio to each
-peer. Markdown on stdout."""
+peer (doppel-hnsw against the graph peers, doppel-ivfpq[-rerank] against
+faiss-ivfpq[-refine]). Markdown on stdout."""
 import csv, sys
 from collections import defaultdict
 
@@ -23,7 +24,7 @@ def best_at(rs, target):
     return best
 
 
-TH = [0.90, 0.95, 0.99]
+TH = [0.50, 0.70, 0.90, 0.95, 0.99]
 print("| dataset | implementation | build CPU-s | build wall s | MB | " +
       " | ".join("q/s @ %.2f" % t for t in TH) + " |")
 print("|---|---|---|---|---|" + "---|" * len(TH))
@@ -39,10 +40,11 @@ for (ds, impl), rs in sorted(data.items()):
 print()
 print("| dataset | doppel / peer (q/s) | " + " | ".join("@ %.2f" % t for t in TH) + " | peer / doppel build CPU |")
 print("|---|---|" + "---|" * len(TH) + "---|")
+PAIR = {"faiss-ivfpq": "doppel-ivfpq", "faiss-ivfpq-refine": "doppel-ivfpq-rerank"}
 for (ds, impl), (q, b) in sorted(res.items()):
-    if impl == "doppel-hnsw":
+    if impl.startswith("doppel-"):
         continue
-    mine = res.get((ds, "doppel-hnsw"))
+    mine = res.get((ds, PAIR.get(impl, "doppel-hnsw")))
     if not mine:
         continue
     ratios = ["%.2fx" % (m / p) if m and p else "-" for m, p in zip(mine[0], q)]

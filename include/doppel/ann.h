@@ -1,7 +1,22 @@
 /* doppel ann: approximate nearest-neighbour structures stored as named
  * sections of the index file (docs/index-format.md), opened by mmap.
  *
- * HNSW (the only kind so far) is a layered proximity graph. Level 0 keeps,
+ * Two kinds: HNSW (a graph over the full vectors, fast and accurate, as
+ * large as the vectors) and IVF-PQ (compressed codes, a few bytes per
+ * vector, optionally reranked exactly from the index's stored vectors).
+ *
+ * IVF-PQ: a k-means coarse quantiser splits the set into nlist cells; each
+ * vector's residual to its cell centre is cut into m sub-vectors, each
+ * replaced by the byte naming the nearest of 256 sub-centroids. A query
+ * visits the nprobe nearest cells; per cell it fills an m x 256 table of
+ * partial distances once, after which each stored vector costs m table
+ * lookups (asymmetric distance: the query is never quantised). Training
+ * runs on a seeded sample and the tiles of the assignment GEMM are fixed,
+ * so the sections are byte-identical for a given seed whatever the thread
+ * count. Below DP_IVFPQ_MIN_ROWS entries there is too little to train on
+ * and the structure holds nothing: every search is the exact scan.
+ *
+ * HNSW is a layered proximity graph. Level 0 keeps,
  * per node, the vector and its 2*M neighbour ids in one record, so a hop costs
  * one cache-missing region (prefetched while the previous neighbour's
  * distance is computed). The build is deterministic for a given seed whatever
@@ -40,9 +55,13 @@ typedef struct dp_ann dp_ann;
 typedef enum dp_ann_kind {
     DP_ANN_NONE = 0,
     DP_ANN_HNSW = 1,
+    DP_ANN_IVFPQ = 2,
 } dp_ann_kind;
 
-/* "hnsw"; NULL for an unknown kind. */
+/* IVF-PQ below this many live entries searches exactly (nothing to train). */
+#define DP_IVFPQ_MIN_ROWS 4096
+
+/* "hnsw", "ivfpq"; NULL for an unknown kind. */
 DP_API const char *dp_ann_kind_name(int kind);
 /* DP_ERR_INVALID for an unknown name. */
 DP_API int dp_ann_kind_parse(const char *name, int *kind);
@@ -51,7 +70,9 @@ typedef struct dp_ann_build_params {
     int kind;                 /* dp_ann_kind (default DP_ANN_HNSW) */
     uint32_t M;               /* HNSW: links per node above level 0 (default 16), 2*M at 0 */
     uint32_t ef_construction; /* HNSW: candidate list while linking (default 200) */
-    uint64_t seed;            /* node levels and insertion order (default 42) */
+    uint32_t nlist;           /* IVF-PQ: cells, 0 = about 4 sqrt(N) (default 0) */
+    uint32_t pq_m;            /* IVF-PQ: sub-quantisers, must divide dim; 0 = about dim/4 */
+    uint64_t seed;            /* HNSW levels and order; IVF-PQ training sample (default 42) */
     int threads;              /* 0 = all cores; the result does not depend on it */
     dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
     void *user_data;
@@ -83,12 +104,18 @@ DP_API int dp_ann_update(dp_ann *a, const dp_index *ix, const dp_ann_build_param
  * dp_index_commit). Afterwards a must be rebound with dp_ann_update(ix) or
  * reopened before it searches again. */
 DP_API int dp_ann_save(const dp_ann *a, dp_index *ix);
-/* Remove every ANN section from a writable index (at the next commit). */
+/* Remove every ANN section (of every kind) from a writable index (at the
+ * next commit). */
 DP_API int dp_ann_drop(dp_index *ix);
 
 typedef struct dp_ann_search_params {
-    size_t k;  /* neighbours per query (default 10) */
-    size_t ef; /* HNSW: candidate list size, raised to k if smaller (default 64) */
+    size_t k;      /* neighbours per query (default 10) */
+    size_t ef;     /* HNSW: candidate list size, raised to k if smaller (default 64) */
+    size_t nprobe; /* IVF-PQ: cells visited per query, 0 = 16 (capped at nlist) */
+    /* IVF-PQ: rank the best max(rerank, k) by code distance again with the
+     * index's stored vectors (exact distances); 0 = no rerank: distances are
+     * the code approximations. */
+    size_t rerank;
     /* Per-query id to leave out, or NULL (as in dp_search_params). */
     const uint64_t *exclude_ids;
     dp_id_filter_fn filter; /* keep only ids for which it returns nonzero */
@@ -107,12 +134,13 @@ DP_API int dp_ann_search(const dp_ann *a, const float *queries, size_t nq,
 
 typedef struct dp_ann_info {
     int kind;
-    size_t nodes;     /* entries the structure holds, tombstones included */
-    size_t dead;      /* of which no longer live in the index */
-    size_t unindexed; /* live entries scanned exactly (added since the build) */
-    size_t bytes;     /* size of the structure's sections */
-    uint32_t M, ef_construction;
-    int max_level;
+    size_t nodes;                /* entries the structure holds, tombstones included */
+    size_t dead;                 /* of which no longer live in the index */
+    size_t unindexed;            /* live entries scanned exactly (added since the build) */
+    size_t bytes;                /* size of the structure's sections */
+    uint32_t M, ef_construction; /* HNSW */
+    int max_level;               /* HNSW */
+    uint32_t nlist, pq_m;        /* IVF-PQ; nlist 0: too small, searched exactly */
     uint64_t seed;
 } dp_ann_info;
 

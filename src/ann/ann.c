@@ -1,6 +1,8 @@
-/* The dp_ann handle: binds a structure to the index it describes (node ->
- * row through the stable ids, the unindexed tail, tombstones) and answers
- * batches of queries, merging the exact scan of the tail. */
+/* The dp_ann handle: binds a structure (HNSW or IVF-PQ) to the index it
+ * describes (node -> row through the stable ids, the unindexed tail,
+ * tombstones) and answers batches of queries, merging the exact scan of the
+ * tail. A node is a graph node for HNSW and a position in the inverted
+ * lists for IVF-PQ. */
 #include "ann_internal.h"
 
 #include "util/util.h"
@@ -12,7 +14,7 @@
 
 const char *dp_ann_kind_name(int kind)
 {
-    return kind == DP_ANN_HNSW ? "hnsw" : NULL;
+    return kind == DP_ANN_HNSW ? "hnsw" : kind == DP_ANN_IVFPQ ? "ivfpq" : NULL;
 }
 
 int dp_ann_kind_parse(const char *name, int *kind)
@@ -21,7 +23,11 @@ int dp_ann_kind_parse(const char *name, int *kind)
         *kind = DP_ANN_HNSW;
         return 0;
     }
-    return dp_set_error(DP_ERR_INVALID, "unknown ANN kind '%s' (expected hnsw)",
+    if (name && !strcmp(name, "ivfpq")) {
+        *kind = DP_ANN_IVFPQ;
+        return 0;
+    }
+    return dp_set_error(DP_ERR_INVALID, "unknown ANN kind '%s' (expected hnsw or ivfpq)",
                         name ? name : "(null)");
 }
 
@@ -37,7 +43,7 @@ dp_ann_open_params dp_ann_default_open_params(void)
 
 dp_ann_search_params dp_ann_default_search_params(void)
 {
-    return (dp_ann_search_params){.k = 10, .ef = 64};
+    return (dp_ann_search_params){.k = 10, .ef = 64, .nprobe = 16};
 }
 
 static dp_ann *ann_alloc(void)
@@ -62,32 +68,44 @@ void dp_ann_free(dp_ann *a)
     free(a->node_row);
     free(a->tail);
     hnsw_free(&a->g);
+    ivfpq_free(&a->pq);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
 /* Map every node to its row (ids are stable across appends and
  * compactions), count tombstones, list the live rows the graph lacks. */
+static size_t ann_nodes(const dp_ann *a, const uint64_t **ids)
+{
+    if (a->kind == DP_ANN_IVFPQ) {
+        *ids = a->pq.ids;
+        return a->pq.n;
+    }
+    *ids = a->g.ids;
+    return a->g.n;
+}
+
 static int bind(dp_ann *a, const dp_index *ix)
 {
-    const hnsw *h = &a->g;
-    uint64_t *nr = realloc(a->node_row, (h->n ? h->n : 1) * sizeof *nr);
+    const uint64_t *nid;
+    size_t nn = ann_nodes(a, &nid);
+    uint64_t *nr = realloc(a->node_row, (nn ? nn : 1) * sizeof *nr);
     if (!nr) return dp_set_error(DP_ERR_NOMEM, "out of memory");
     a->node_row = nr;
     uint8_t *covered = calloc(ix->rows / 8 + 1, 1);
     if (!covered) return dp_set_error(DP_ERR_NOMEM, "out of memory");
     size_t dead = 0;
-    for (size_t i = 0; i < h->n; i++) {
+    for (size_t i = 0; i < nn; i++) {
         size_t row;
-        if (!dpx_find_row(ix, h->ids[i], &row)) {
+        if (!dpx_find_row(ix, nid[i], &row)) {
             nr[i] = ANN_NO_ROW;
             dead++;
             continue;
         }
         if ((covered[row >> 3] >> (row & 7)) & 1) {
             free(covered);
-            return dp_set_error(DP_ERR_FORMAT, "%s: id %llu appears twice in the ANN graph",
-                                ix->path, (unsigned long long)h->ids[i]);
+            return dp_set_error(DP_ERR_FORMAT, "%s: id %llu appears twice in the ANN structure",
+                                ix->path, (unsigned long long)nid[i]);
         }
         covered[row >> 3] |= (uint8_t)(1u << (row & 7));
         nr[i] = row;
@@ -143,11 +161,79 @@ static int insert_tail(dp_ann *a, const dp_index *ix, const dp_ann_build_params 
         vecs[i] = row_vec(ix, a->tail[i]);
         ids[i] = row_id(ix, a->tail[i]);
     }
-    rc = hnsw_insert(&a->g, vecs, ids, a->n_tail, p->threads, p->progress, p->user_data);
+    if (a->kind == DP_ANN_IVFPQ) {
+        if (!a->pq.nlist && a->n_tail + a->pq.n >= DP_IVFPQ_MIN_ROWS) {
+            /* grown past the exact-search size: train now */
+            ivfpq_free(&a->pq);
+            rc = ivfpq_build(&a->pq, ix->dim, ix->metric, vecs, ids, a->n_tail, a->want_nlist,
+                             a->want_m, a->seed, p->threads);
+        } else {
+            rc = ivfpq_add(&a->pq, vecs, ids, a->n_tail, p->threads);
+        }
+        if (!rc && p->progress) p->progress(a->n_tail, a->n_tail, p->user_data);
+    } else {
+        rc = hnsw_insert(&a->g, vecs, ids, a->n_tail, p->threads, p->progress, p->user_data);
+    }
 done:
     free(vecs);
     free(ids);
     return rc;
+}
+
+static int build_ivfpq(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
+{
+    if (ix->metric == DP_METRIC_L1)
+        return dp_set_error(DP_ERR_UNSUPPORTED,
+                            "dp_ann_build: %s: IVF-PQ supports l2, ip and cosine, not l1",
+                            ix->path);
+    if (p->pq_m && (p->pq_m > ix->dim || ix->dim % p->pq_m))
+        return dp_set_error(DP_ERR_INVALID,
+                            "dp_ann_build: IVF-PQ m = %u does not divide the dimension %u", p->pq_m,
+                            ix->dim);
+    if (p->nlist > IVFPQ_MAX_NLIST ||
+        (p->nlist && p->nlist > ix->live && ix->live >= DP_IVFPQ_MIN_ROWS))
+        return dp_set_error(DP_ERR_INVALID,
+                            "dp_ann_build: IVF-PQ nlist = %u for %zu entries (at most one "
+                            "cell per entry, %u)",
+                            p->nlist, ix->live, IVFPQ_MAX_NLIST);
+    if (ix->rows > UINT32_MAX - 1)
+        return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_build: %s: more than 4G rows", ix->path);
+    dp_ann *a = ann_alloc();
+    if (!a) return dp_set_error(DP_ERR_NOMEM, "dp_ann_build: out of memory");
+    a->kind = DP_ANN_IVFPQ;
+    a->want_nlist = p->nlist;
+    a->want_m = p->pq_m;
+    a->seed = p->seed;
+    /* an untrained structure: every live row is tail, and insert_tail trains */
+    ivfpq_free(&a->pq);
+    a->pq.dim = ix->dim;
+    a->pq.metric = ix->metric;
+    a->pq.seed = p->seed;
+    int rc = bind(a, ix);
+    if (!rc) {
+        const float **vecs = malloc((a->n_tail ? a->n_tail : 1) * sizeof *vecs);
+        uint64_t *ids = malloc((a->n_tail ? a->n_tail : 1) * sizeof *ids);
+        if (!vecs || !ids) {
+            rc = dp_set_error(DP_ERR_NOMEM, "out of memory for %zu rows", a->n_tail);
+        } else {
+            for (size_t i = 0; i < a->n_tail; i++) {
+                vecs[i] = row_vec(ix, a->tail[i]);
+                ids[i] = row_id(ix, a->tail[i]);
+            }
+            rc = ivfpq_build(&a->pq, ix->dim, ix->metric, vecs, ids, a->n_tail, p->nlist, p->pq_m,
+                             p->seed, p->threads);
+            if (!rc && p->progress) p->progress(a->n_tail, a->n_tail, p->user_data);
+        }
+        free(vecs);
+        free(ids);
+    }
+    if (!rc) rc = bind(a, ix);
+    if (rc) {
+        dp_ann_free(a);
+        return dp_prefix_error(rc, "dp_ann_build: %s", ix->path);
+    }
+    *out = a;
+    return 0;
 }
 
 int dp_ann_build(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
@@ -156,6 +242,7 @@ int dp_ann_build(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
     dp_ann_build_params d = dp_ann_default_build_params();
     if (!p) p = &d;
     int kind = p->kind ? p->kind : DP_ANN_HNSW;
+    if (kind == DP_ANN_IVFPQ) return build_ivfpq(ix, p, out);
     if (kind != DP_ANN_HNSW)
         return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_build: ANN kind %d is not supported", kind);
     if (p->M < 2 || p->M > HNSW_MAX_M)
@@ -189,18 +276,31 @@ int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out)
     *out = NULL;
     dp_ann_open_params d = dp_ann_default_open_params();
     if (!p) p = &d;
-    if (p->kind && p->kind != DP_ANN_HNSW)
+    if (p->kind && p->kind != DP_ANN_HNSW && p->kind != DP_ANN_IVFPQ)
         return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_open: ANN kind %d is not supported",
                             p->kind);
-    if (!dp_index_count_sections(ix, "hnsw."))
+    int kind = DP_ANN_NONE;
+    if ((!p->kind || p->kind == DP_ANN_HNSW) && dp_index_count_sections(ix, "hnsw."))
+        kind = DP_ANN_HNSW;
+    else if ((!p->kind || p->kind == DP_ANN_IVFPQ) && dp_index_count_sections(ix, "ivfpq."))
+        kind = DP_ANN_IVFPQ;
+    if (!kind)
         return dp_set_error(DP_ERR_NOT_FOUND,
-                            "dp_ann_open: %s holds no ANN structure (build "
+                            "dp_ann_open: %s holds no %s structure (build "
                             "one with 'doppel ann build')",
-                            ix->path);
+                            ix->path, p->kind ? dp_ann_kind_name(p->kind) : "ANN");
     dp_ann *a = ann_alloc();
     if (!a) return dp_set_error(DP_ERR_NOMEM, "dp_ann_open: out of memory");
-    a->kind = DP_ANN_HNSW;
-    int rc = hnsw_load(&a->g, ix, p->verify);
+    a->kind = kind;
+    int rc;
+    if (kind == DP_ANN_IVFPQ) {
+        rc = ivfpq_load(&a->pq, ix, p->verify);
+        a->want_nlist = 0;
+        a->want_m = 0;
+        a->seed = a->pq.seed;
+    } else {
+        rc = hnsw_load(&a->g, ix, p->verify);
+    }
     if (!rc) rc = bind(a, ix);
     if (rc) {
         dp_ann_free(a);
@@ -214,7 +314,9 @@ int dp_ann_update(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p)
 {
     dp_ann_build_params d = dp_ann_default_build_params();
     if (!p) p = &d;
-    if (ix->dim != a->g.dim || ix->metric != a->g.metric)
+    uint32_t dim = a->kind == DP_ANN_IVFPQ ? a->pq.dim : a->g.dim;
+    int metric = a->kind == DP_ANN_IVFPQ ? a->pq.metric : a->g.metric;
+    if (ix->dim != dim || ix->metric != metric)
         return dp_set_error(DP_ERR_MISMATCH, "dp_ann_update: %s has another dimension or metric",
                             ix->path);
     /* scratch buffers are sized by the node count */
@@ -233,13 +335,16 @@ int dp_ann_update(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p)
 
 int dp_ann_save(const dp_ann *a, dp_index *ix)
 {
-    int rc = hnsw_save(&a->g, ix);
+    /* one structure per index: the other kind's sections go */
+    int rc = dp_index_drop_sections(ix, a->kind == DP_ANN_IVFPQ ? "hnsw." : "ivfpq.");
+    if (!rc) rc = a->kind == DP_ANN_IVFPQ ? ivfpq_save(&a->pq, ix) : hnsw_save(&a->g, ix);
     return rc ? dp_prefix_error(rc, "dp_ann_save") : 0;
 }
 
 int dp_ann_drop(dp_index *ix)
 {
     int rc = dp_index_drop_sections(ix, "hnsw.");
+    if (!rc) rc = dp_index_drop_sections(ix, "ivfpq.");
     return rc ? dp_prefix_error(rc, "dp_ann_drop") : 0;
 }
 
@@ -247,9 +352,18 @@ int dp_ann_describe(const dp_ann *a, dp_ann_info *out)
 {
     memset(out, 0, sizeof *out);
     out->kind = a->kind;
-    out->nodes = a->g.n;
     out->dead = a->n_dead;
     out->unindexed = a->n_tail;
+    if (a->kind == DP_ANN_IVFPQ) {
+        out->nodes = a->pq.n;
+        out->bytes = ivfpq_bytes(&a->pq);
+        out->nlist = a->pq.nlist;
+        out->pq_m = a->pq.m;
+        out->seed = a->pq.seed;
+        out->max_level = -1;
+        return 0;
+    }
+    out->nodes = a->g.n;
     out->bytes = hnsw_bytes(&a->g);
     out->M = a->g.M;
     out->ef_construction = a->g.efc;
@@ -310,7 +424,7 @@ static bool accept_node(uint32_t node, void *ctx)
     const qctx *c = ctx;
     uint64_t row = c->a->node_row[node];
     if (row == ANN_NO_ROW || dpx_dead(c->a->ix, row)) return false;
-    uint64_t id = c->a->g.ids[node];
+    uint64_t id = c->a->kind == DP_ANN_IVFPQ ? c->a->pq.ids[node] : c->a->g.ids[node];
     return id != c->exclude && (!c->filter || c->filter(id, c->ud));
 }
 
@@ -326,42 +440,68 @@ static int res_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Per-thread search buffers. */
+typedef struct sbuf {
+    float *q;
+    cand *c;
+    res *r;
+    ivfpq_scratch pq;
+    bool has_pq;
+} sbuf;
+
+static uint64_t node_id(const dp_ann *a, uint32_t node)
+{
+    return a->kind == DP_ANN_IVFPQ ? a->pq.ids[node] : a->g.ids[node];
+}
+
 static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_search_params *p,
-                      size_t ef, float *qbuf, cand *cbuf, res *rbuf, int64_t *ids, float *dist)
+                      size_t ef, sbuf *b, int64_t *ids, float *dist)
 {
     const dp_index *ix = a->ix;
-    uint32_t dim = a->g.dim;
+    bool pq = a->kind == DP_ANN_IVFPQ;
+    uint32_t dim = pq ? a->pq.dim : a->g.dim;
+    int metric = pq ? a->pq.metric : a->g.metric;
+    const dist_fn *df = pq ? &a->pq.df : &a->g.df;
     const float *q = q0;
-    if (a->g.metric == DP_METRIC_COSINE) {
+    if (metric == DP_METRIC_COSINE) {
         double s = 0;
         for (uint32_t j = 0; j < dim; j++)
             s += (double)q0[j] * q0[j];
         float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
         for (uint32_t j = 0; j < dim; j++)
-            qbuf[j] = q0[j] * inv;
-        q = qbuf;
+            b->q[j] = q0[j] * inv;
+        q = b->q;
     }
     qctx c = {a, p->exclude_ids ? p->exclude_ids[qi] : UINT64_MAX, p->filter, p->filter_user_data};
     bool plain = !a->n_dead && ix->n_deleted == a->ix_ndel && c.exclude == UINT64_MAX && !c.filter;
-    hnsw_scratch *s = scratch_get((dp_ann *)a, ef);
-    if (!s) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
-    size_t nr = hnsw_search(&a->g, q, ef, s, plain ? NULL : accept_node, &c, cbuf);
-    scratch_put((dp_ann *)a, s);
+    size_t nr;
+    if (pq) {
+        nr = ivfpq_search(&a->pq, q, p->nprobe ? p->nprobe : 16, ef, &b->pq,
+                          plain ? NULL : accept_node, &c, b->c);
+        if (p->rerank) /* exact distances from the index's vectors */
+            for (size_t i = 0; i < nr; i++)
+                b->c[i].d = dist_eval(df, q, row_vec(ix, a->node_row[b->c[i].id]));
+    } else {
+        hnsw_scratch *s = scratch_get((dp_ann *)a, ef);
+        if (!s) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
+        nr = hnsw_search(&a->g, q, ef, s, plain ? NULL : accept_node, &c, b->c);
+        scratch_put((dp_ann *)a, s);
+    }
     size_t n = 0;
     for (size_t i = 0; i < nr; i++)
-        rbuf[n++] = (res){cbuf[i].d, a->g.ids[cbuf[i].id]};
+        b->r[n++] = (res){b->c[i].d, node_id(a, b->c[i].id)};
     /* the unindexed tail, exactly */
     for (size_t t = 0; t < a->n_tail; t++) {
         size_t row = a->tail[t];
         if (dpx_dead(ix, row)) continue;
         uint64_t id = row_id(ix, row);
         if (id == c.exclude || (c.filter && !c.filter(id, c.ud))) continue;
-        rbuf[n++] = (res){dist_eval(&a->g.df, q, row_vec(ix, row)), id};
+        b->r[n++] = (res){dist_eval(df, q, row_vec(ix, row)), id};
     }
-    qsort(rbuf, n, sizeof *rbuf, res_cmp);
+    qsort(b->r, n, sizeof *b->r, res_cmp);
     for (size_t i = 0; i < p->k; i++) {
-        ids[i] = i < n ? (int64_t)rbuf[i].id : -1;
-        if (dist) dist[i] = i < n ? rbuf[i].d : INFINITY;
+        ids[i] = i < n ? (int64_t)b->r[i].id : -1;
+        if (dist) dist[i] = i < n ? b->r[i].d : INFINITY;
     }
     return 0;
 }
@@ -381,29 +521,35 @@ int dp_ann_search(const dp_ann *a, const float *queries, size_t nq, const dp_ann
         return dp_set_error(DP_ERR_INVALID, "dp_ann_search: k = %zu is not in 1..100000", p->k);
     if (nq && (!queries || !ids_out))
         return dp_set_error(DP_ERR_INVALID, "dp_ann_search: NULL queries or output");
-    size_t ef = p->ef < p->k ? p->k : p->ef;
+    bool pq = a->kind == DP_ANN_IVFPQ;
+    /* HNSW: the candidate list; IVF-PQ: the candidates kept by code distance */
+    size_t ef = pq ? (p->rerank > p->k ? p->rerank : p->k) : (p->ef < p->k ? p->k : p->ef);
     if (ef > 1000000) ef = 1000000;
     size_t rcap = ef + a->n_tail;
+    uint32_t dim = pq ? a->pq.dim : a->g.dim;
     int nthr = p->threads > 0 ? p->threads : omp_get_max_threads();
     if (nq < 2) nthr = 1;
     volatile int err = 0;
 #pragma omp parallel num_threads(nthr) if (nthr > 1)
     {
-        float *qbuf = malloc((size_t)a->g.dim * sizeof *qbuf);
-        cand *cbuf = malloc((ef + 1) * sizeof *cbuf);
-        res *rbuf = malloc((rcap + 1) * sizeof *rbuf);
-        if (!qbuf || !cbuf || !rbuf)
+        sbuf b = {0};
+        b.q = malloc((size_t)dim * sizeof *b.q);
+        b.c = malloc((ef + 1) * sizeof *b.c);
+        b.r = malloc((rcap + 1) * sizeof *b.r);
+        if (pq) b.has_pq = !ivfpq_scratch_init(&b.pq, &a->pq);
+        if (!b.q || !b.c || !b.r || (pq && !b.has_pq))
             err = dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
 #pragma omp for schedule(dynamic, 4)
         for (size_t i = 0; i < nq; i++) {
             if (err) continue;
-            int rc = search_one(a, queries + i * a->g.dim, i, p, ef, qbuf, cbuf, rbuf,
-                                ids_out + i * p->k, dist_out ? dist_out + i * p->k : NULL);
+            int rc = search_one(a, queries + i * dim, i, p, ef, &b, ids_out + i * p->k,
+                                dist_out ? dist_out + i * p->k : NULL);
             if (rc) err = rc;
         }
-        free(qbuf);
-        free(cbuf);
-        free(rbuf);
+        free(b.q);
+        free(b.c);
+        free(b.r);
+        if (b.has_pq) ivfpq_scratch_free(&b.pq);
     }
     /* a worker's message stays on its own thread */
     if (err) return dp_set_error(err, "dp_ann_search: %s: out of memory", ix->path);

@@ -1,5 +1,6 @@
-/* Internals of the ANN module: the HNSW graph (hnsw.c) and the handle that
- * binds it to an index (ann.c).
+/* Internals of the ANN module: the HNSW graph (hnsw.c), IVF-PQ (ivfpq.c,
+ * its SIMD kernels in ivfpq_avx2.c) and the handle that binds either to an
+ * index (ann.c).
  *
  * HNSW node record, level 0 (one per node, contiguous, rec_bytes each):
  *
@@ -139,9 +140,93 @@ int hnsw_save(const hnsw *h, dp_index *ix);
 size_t hnsw_bytes(const hnsw *h);
 void dist_fn_init(dist_fn *f, int metric, uint32_t dim);
 
+/* ---- IVF-PQ ---------------------------------------------------------------
+ * Sections: ivfpq.meta, ivfpq.centroids (nlist x dim f32), ivfpq.codebooks
+ * (m x 256 x dsub f32, sub-quantiser s's centroid j at (s*256 + j)*dsub),
+ * ivfpq.offsets (nlist + 1 u64: list l is entries [off[l], off[l+1])),
+ * ivfpq.ids (n u64) and ivfpq.codes (n x m bytes), both in list order, so a
+ * probe reads one contiguous run of codes. */
+#define IVFPQ_KSUB 256
+#define IVFPQ_MAX_NLIST (1u << 20)
+
+typedef struct ivfpq_meta {
+    char magic[8]; /* "DPIVFPQ\0" */
+    uint32_t version;
+    uint32_t dim;
+    uint32_t metric;
+    uint32_t nlist; /* 0: too few entries at build, everything is searched exactly */
+    uint32_t m;
+    uint32_t ksub;
+    uint64_t n;
+    uint64_t seed;
+    uint32_t reserved[8];
+} ivfpq_meta;
+_Static_assert(sizeof(ivfpq_meta) == 80, "ivfpq_meta layout");
+
+typedef struct ivfpq {
+    uint32_t dim, nlist, m, dsub;
+    int metric;
+    uint64_t seed;
+    size_t n;
+    const float *centroids; /* nlist x dim */
+    const float *codebooks; /* m x 256 x dsub */
+    const uint64_t *offsets;
+    const uint64_t *ids;
+    const uint8_t *codes;
+    void *own[5]; /* heap copies (built or updated) behind the pointers above */
+    float *cbt;   /* heap: codebooks transposed to [s][t][j], for the table kernels */
+    size_t max_list;
+    dist_fn df;
+} ivfpq;
+
+/* ADC kernels (scalar in ivfpq.c, AVX2 in ivfpq_avx2.c), chosen once. */
+typedef struct ivfpq_kern {
+    /* tab[s*256 + j] = sum_t (x[s*dsub + t] - cbt[(s*dsub + t)*256 + j])^2 */
+    void (*table_l2)(const float *x, const float *cbt, uint32_t m, uint32_t dsub, float *tab);
+    /* tab[s*256 + j] = -sum_t x[s*dsub + t] * cbt[(s*dsub + t)*256 + j] */
+    void (*table_ip)(const float *x, const float *cbt, uint32_t m, uint32_t dsub, float *tab);
+    /* out[i] = bias + sum_s tab[s*256 + codes[i*m + s]] */
+    void (*scan)(const float *tab, const uint8_t *codes, size_t n, uint32_t m, float bias,
+                 float *out);
+} ivfpq_kern;
+
+const ivfpq_kern *ivfpq_kern_scalar(void);
+const ivfpq_kern *ivfpq_kern_avx2(void); /* NULL without AVX2+FMA */
+const ivfpq_kern *ivfpq_kern_best(void);
+
+void ivfpq_free(ivfpq *p);
+/* Train on the given rows (nlist 0 / m 0: derived) and encode them. */
+int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, const uint64_t *ids,
+                size_t count, uint32_t nlist, uint32_t m, uint64_t seed, int threads);
+/* Encode more rows into the lists (heap-copies a mapped structure first). */
+int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t count, int threads);
+int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify);
+int ivfpq_save(const ivfpq *p, dp_index *ix);
+size_t ivfpq_bytes(const ivfpq *p);
+
+/* Per-thread search buffers. */
+typedef struct ivfpq_scratch {
+    float *coarse; /* nlist */
+    cand *probe;   /* nlist */
+    float *tab;    /* m x 256 */
+    float *resid;  /* dim */
+    float *dl;     /* max_list */
+} ivfpq_scratch;
+
+int ivfpq_scratch_init(ivfpq_scratch *s, const ivfpq *p);
+void ivfpq_scratch_free(ivfpq_scratch *s);
+/* Up to cap best nodes by code distance over the nprobe nearest cells, into
+ * out sorted nearest first; returns how many. q is already normalised for
+ * cosine. */
+size_t ivfpq_search(const ivfpq *p, const float *q, size_t nprobe, size_t cap, ivfpq_scratch *s,
+                    hnsw_accept_fn accept, void *ctx, cand *out);
+
 struct dp_ann {
     int kind;
     hnsw g;
+    ivfpq pq;
+    uint32_t want_nlist, want_m; /* IVF-PQ build parameters, for a deferred training */
+    uint64_t seed;
     const dp_index *ix;
     uint64_t ix_seq;
     size_t ix_rows;

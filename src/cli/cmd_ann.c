@@ -16,23 +16,30 @@ static double wall_now(void)
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: doppel ann build INDEX [--kind hnsw] [--M 16] [--ef-construction 200]\n"
-               "                   [--seed 42] [--threads N] [-q]\n"
-               "       doppel ann update INDEX [--threads N]   insert entries added since\n"
-               "       doppel ann info INDEX [--verify]\n"
-               "       doppel ann drop INDEX\n\n"
-               "build replaces the index's ANN structure with a new one over every live\n"
-               "entry and commits it. Same data, seed and parameters give the same bytes\n"
-               "whatever the thread count. Entries added later are searched exactly until\n"
-               "'update' inserts them; removed entries are never returned.\n\n"
-               "  --kind K             hnsw\n"
-               "  --M N                links per node (level 0 keeps 2*M), 2..256\n"
-               "  --ef-construction N  candidate list while linking\n"
-               "  --seed N             levels and insertion order\n"
-               "  --threads N          build threads (default: all cores)\n"
-               "  --verify             (info) check every section's checksum\n"
-               "  -q, --quiet          no progress bar or summary\n"
-               "  -h, --help           this help\n");
+    fprintf(f,
+            "usage: doppel ann build INDEX [--kind hnsw] [--M 16] [--ef-construction 200]\n"
+            "                   [--seed 42] [--threads N] [-q]\n"
+            "       doppel ann build INDEX --kind ivfpq [--nlist N] [--m M] [--seed 42]\n"
+            "       doppel ann update INDEX [--threads N]   insert entries added since\n"
+            "       doppel ann info INDEX [--verify]\n"
+            "       doppel ann drop INDEX\n\n"
+            "build replaces the index's ANN structure with a new one over every live\n"
+            "entry and commits it. Same data, seed and parameters give the same bytes\n"
+            "whatever the thread count. Entries added later are searched exactly until\n"
+            "'update' inserts them; removed entries are never returned.\n\n"
+            "  --kind K             hnsw (graph) or ivfpq (compressed codes; below %d\n"
+            "                       entries it holds nothing and search stays exact)\n"
+            "  --M N                links per node (level 0 keeps 2*M), 2..256\n"
+            "  --ef-construction N  candidate list while linking\n"
+            "  --nlist N            IVF-PQ cells (default about 4 sqrt(entries))\n"
+            "  --m N                IVF-PQ bytes per vector; must divide the dimension\n"
+            "                       (default: the divisor nearest dimension/4)\n"
+            "  --seed N             HNSW levels and order; IVF-PQ training sample\n"
+            "  --threads N          build threads (default: all cores)\n"
+            "  --verify             (info) check every section's checksum\n"
+            "  -q, --quiet          no progress bar or summary\n"
+            "  -h, --help           this help\n",
+            DP_IVFPQ_MIN_ROWS);
 }
 
 static int progress_cb(uint64_t done, uint64_t total, void *ud)
@@ -57,10 +64,19 @@ static int show_info(const char *path, bool verify)
     }
     dp_ann_info in;
     dp_ann_describe(a, &in);
-    printf("%s: %s, %zu nodes (%zu removed), %zu entries not yet inserted\n"
-           "  M=%u ef_construction=%u seed=%llu top level %d, %.1f MB\n",
-           path, dp_ann_kind_name(in.kind), in.nodes, in.dead, in.unindexed, in.M,
-           in.ef_construction, (unsigned long long)in.seed, in.max_level, (double)in.bytes / 1e6);
+    printf("%s: %s, %zu nodes (%zu removed), %zu entries not yet inserted\n", path,
+           dp_ann_kind_name(in.kind), in.nodes, in.dead, in.unindexed);
+    if (in.kind == DP_ANN_IVFPQ && !in.nlist)
+        printf("  untrained: fewer than %d entries, searched exactly; %.1f MB\n", DP_IVFPQ_MIN_ROWS,
+               (double)in.bytes / 1e6);
+    else if (in.kind == DP_ANN_IVFPQ)
+        printf("  nlist=%u m=%u seed=%llu, %.1f MB (%.1f bytes per entry)\n", in.nlist, in.pq_m,
+               (unsigned long long)in.seed, (double)in.bytes / 1e6,
+               in.nodes ? (double)in.bytes / (double)in.nodes : 0.0);
+    else
+        printf("  M=%u ef_construction=%u seed=%llu top level %d, %.1f MB\n", in.M,
+               in.ef_construction, (unsigned long long)in.seed, in.max_level,
+               (double)in.bytes / 1e6);
     dp_ann_free(a);
     dp_index_free(ix);
     return DP_EXIT_OK;
@@ -72,6 +88,8 @@ int dp_cmd_ann(int argc, char **argv)
                                          {"M", required_argument, 0, 'm'},
                                          {"ef-construction", required_argument, 0, 'c'},
                                          {"seed", required_argument, 0, 's'},
+                                         {"nlist", required_argument, 0, 'N'},
+                                         {"m", required_argument, 0, 'P'},
                                          {"threads", required_argument, 0, 't'},
                                          {"verify", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -103,6 +121,19 @@ int dp_cmd_ann(int argc, char **argv)
         case 's':
             bp.seed = strtoull(optarg, NULL, 10);
             break;
+        case 'N': {
+            long v = strtol(optarg, NULL, 10);
+            if (v < 1 || v > (1l << 20))
+                return dp_cli_usage("ann", "--nlist must be in 1..1048576");
+            bp.nlist = (uint32_t)v;
+            break;
+        }
+        case 'P': {
+            long v = strtol(optarg, NULL, 10);
+            if (v < 1 || v > 65536) return dp_cli_usage("ann", "--m must be in 1..65536");
+            bp.pq_m = (uint32_t)v;
+            break;
+        }
         case 't':
             bp.threads = atoi(optarg);
             if (bp.threads < 1) return dp_cli_usage("ann", "--threads must be >= 1");
@@ -164,9 +195,17 @@ int dp_cmd_ann(int argc, char **argv)
     if (!quiet) {
         dp_ann_info in;
         dp_ann_describe(a, &in);
-        printf("%s: %s over %zu entries in %.1f s (M=%u ef_construction=%u), %.1f MB\n", path,
-               dp_ann_kind_name(in.kind), in.nodes - in.dead, wall_now() - t0, in.M,
-               in.ef_construction, (double)in.bytes / 1e6);
+        if (in.kind == DP_ANN_IVFPQ && !in.nlist)
+            printf("%s: ivfpq: %zu entries are fewer than %d, too few to train on: searches "
+                   "stay exact until 'doppel ann update' finds enough\n",
+                   path, in.unindexed, DP_IVFPQ_MIN_ROWS);
+        else if (in.kind == DP_ANN_IVFPQ)
+            printf("%s: ivfpq over %zu entries in %.1f s (nlist=%u m=%u), %.1f MB\n", path,
+                   in.nodes - in.dead, wall_now() - t0, in.nlist, in.pq_m, (double)in.bytes / 1e6);
+        else
+            printf("%s: %s over %zu entries in %.1f s (M=%u ef_construction=%u), %.1f MB\n", path,
+                   dp_ann_kind_name(in.kind), in.nodes - in.dead, wall_now() - t0, in.M,
+                   in.ef_construction, (double)in.bytes / 1e6);
     }
     rc = DP_EXIT_OK;
 done:

@@ -1,7 +1,8 @@
 /* doppel bench: ann-benchmarks-style measurement of the ANN structures.
  * Builds on a synthetic set or vector files, takes the exact search as
  * ground truth (cached beside the data so peers score against the same
- * answers), and sweeps the search parameter, printing recall@k, queries/s
+ * answers), and sweeps the search parameter (HNSW ef; IVF-PQ nprobe, with
+ * and without an exact rerank), printing recall@k, queries/s
  * of single-threaded batch-1 queries (by CPU time and by wall time), p50/p99
  * latency, build time and the structure's bytes as CSV. */
 #include "cli.h"
@@ -26,10 +27,15 @@ static void help(FILE *f)
             "  --data-dir DIR       keep SPEC.base.fvecs, SPEC.query.fvecs, SPEC.gt.ivecs\n"
             "                       (exact top 100) there and reuse them on the next run\n"
             "  --gt FILE.ivecs      ground truth for --base/--queries (computed if absent)\n"
-            "  --kind K             hnsw (default)\n"
+            "  --kind K             hnsw (default) or ivfpq\n"
             "  --M N                HNSW links per node (default 16)\n"
             "  --ef-construction N  HNSW build candidate list (default 200)\n"
             "  --ef LIST            search sweep (default 10,16,24,32,48,64,96,128,192,256,512)\n"
+            "  --nlist N            IVF-PQ cells (default about 4 sqrt(N))\n"
+            "  --m N                IVF-PQ sub-quantisers, dividing D (default about D/4)\n"
+            "  --nprobe LIST        IVF-PQ search sweep (default 1,2,4,8,16,32,64,128)\n"
+            "  --rerank LIST        IVF-PQ exact rerank depths, 0 = none; each is swept over\n"
+            "                       --nprobe (default 0,100)\n"
             "  --build-threads N    (default 2)\n"
             "  -k N                 neighbours (default 10)\n"
             "  --seed N             data and build seed (default 42)\n"
@@ -193,11 +199,16 @@ int dp_cmd_bench(int argc, char **argv)
                                          {"csv", required_argument, 0, 'C'},
                                          {"save", required_argument, 0, 'W'},
                                          {"load", required_argument, 0, 'L'},
+                                         {"nlist", required_argument, 0, 'N'},
+                                         {"m", required_argument, 0, 'P'},
+                                         {"nprobe", required_argument, 0, 'p'},
+                                         {"rerank", required_argument, 0, 'R'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *spec = NULL, *base_f = NULL, *query_f = NULL, *gt_f = NULL, *dir = NULL,
                *csv = NULL, *save = NULL, *load = NULL,
-               *ef_list = "10,16,24,32,48,64,96,128,192,256,512";
+               *ef_list = "10,16,24,32,48,64,96,128,192,256,512", *np_list = "1,2,4,8,16,32,64,128",
+               *rr_list = "0,100";
     size_t nq_syn = 1000, k = 10;
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.threads = 2;
@@ -257,6 +268,18 @@ int dp_cmd_bench(int argc, char **argv)
             break;
         case 'L':
             load = optarg;
+            break;
+        case 'N':
+            bp.nlist = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'P':
+            bp.pq_m = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'p':
+            np_list = optarg;
+            break;
+        case 'R':
+            rr_list = optarg;
             break;
         case 'h':
             help(stdout);
@@ -425,48 +448,73 @@ int dp_cmd_bench(int argc, char **argv)
         free(lat);
         goto done;
     }
-    char *list = strdup(ef_list);
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        size_t ef = strtoull(tok, NULL, 10);
-        if (ef < 1) continue;
-        dp_ann_search_params sp = dp_ann_default_search_params();
-        sp.k = k;
-        sp.ef = ef;
-        sp.threads = 1;
-        size_t hit = 0;
-        /* one warm-up pass over a few queries so page faults are not timed */
-        for (size_t i = 0; i < nq && i < 50; i++)
-            dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL);
-        double cs = cpu_now(), ws = wall_now();
-        for (size_t i = 0; i < nq; i++) {
-            double t = wall_now();
-            if (dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL)) {
-                dp_cli_fail("bench", "search");
-                free(list);
-                free(lat);
-                goto done;
+    bool is_pq = info.kind == DP_ANN_IVFPQ;
+    if (is_pq && !info.nlist)
+        fprintf(stderr, "note: %zu rows are fewer than %d: IVF-PQ searches exactly\n", n,
+                DP_IVFPQ_MIN_ROWS);
+    char *rlist = strdup(is_pq ? rr_list : "0");
+    size_t nrr = 0, rrs[16];
+    for (char *tok = strtok(rlist, ","); tok && nrr < 16; tok = strtok(NULL, ","))
+        rrs[nrr++] = strtoull(tok, NULL, 10);
+    free(rlist);
+    for (size_t ri = 0; ri < nrr; ri++) {
+        char *list = strdup(is_pq ? np_list : ef_list);
+        for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+            size_t ef = strtoull(tok, NULL, 10);
+            if (ef < 1) continue;
+            dp_ann_search_params sp = dp_ann_default_search_params();
+            sp.k = k;
+            sp.ef = ef;
+            sp.nprobe = ef;
+            sp.rerank = rrs[ri];
+            sp.threads = 1;
+            size_t hit = 0;
+            /* one warm-up pass over a few queries so page faults are not timed */
+            for (size_t i = 0; i < nq && i < 50; i++)
+                dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL);
+            double cs = cpu_now(), ws = wall_now();
+            for (size_t i = 0; i < nq; i++) {
+                double t = wall_now();
+                if (dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL)) {
+                    dp_cli_fail("bench", "search");
+                    free(list);
+                    free(lat);
+                    goto done;
+                }
+                lat[i] = wall_now() - t;
+                for (size_t j = 0; j < k; j++)
+                    for (size_t m = 0; m < k; m++)
+                        if (ids[m] == gt[i * gk + j]) {
+                            hit++;
+                            break;
+                        }
             }
-            lat[i] = wall_now() - t;
-            for (size_t j = 0; j < k; j++)
-                for (size_t m = 0; m < k; m++)
-                    if (ids[m] == gt[i * gk + j]) {
-                        hit++;
-                        break;
-                    }
+            double ct = cpu_now() - cs, wt = wall_now() - ws;
+            qsort(lat, nq, sizeof *lat, cmp_double);
+            char row[512], params[96], impl[48], search[48];
+            if (is_pq) {
+                /* the rerank reads the raw vectors: counted with them */
+                snprintf(impl, sizeof impl, "doppel-ivfpq%s", sp.rerank ? "-rerank" : "");
+                snprintf(params, sizeof params, "nlist=%u m=%u%s", info.nlist, info.pq_m,
+                         sp.rerank ? " +raw" : "");
+                snprintf(search, sizeof search, sp.rerank ? "nprobe=%zu R=%zu" : "nprobe=%zu", ef,
+                         sp.rerank);
+            } else {
+                snprintf(impl, sizeof impl, "doppel-hnsw");
+                snprintf(params, sizeof params, "M=%u efc=%u", info.M, info.ef_construction);
+                snprintf(search, sizeof search, "ef=%zu", ef);
+            }
+            size_t bytes = info.bytes + (is_pq && sp.rerank ? n * d * sizeof(float) : 0);
+            snprintf(row, sizeof row, "%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu\n", impl,
+                     name, params, search, (double)hit / (double)(nq * k), (double)nq / ct,
+                     (double)nq / wt, lat[nq / 2] * 1e6,
+                     lat[(size_t)(0.99 * (double)(nq - 1))] * 1e6, build_wall, build_cpu, bytes);
+            printf("%s", row);
+            fflush(stdout);
+            if (cf) fputs(row, cf);
         }
-        double ct = cpu_now() - cs, wt = wall_now() - ws;
-        qsort(lat, nq, sizeof *lat, cmp_double);
-        char row[512];
-        snprintf(row, sizeof row,
-                 "doppel-hnsw,%s,M=%u efc=%u,ef=%zu,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu\n", name,
-                 info.M, info.ef_construction, ef, (double)hit / (double)(nq * k), (double)nq / ct,
-                 (double)nq / wt, lat[nq / 2] * 1e6, lat[(size_t)(0.99 * (double)(nq - 1))] * 1e6,
-                 build_wall, build_cpu, info.bytes);
-        printf("%s", row);
-        fflush(stdout);
-        if (cf) fputs(row, cf);
+        free(list);
     }
-    free(list);
     free(lat);
     rc = DP_EXIT_OK;
 done:

@@ -26,6 +26,9 @@ static void help(FILE *f)
                "  --threads N         search threads (default: all cores)\n"
                "  --ef N              candidate list of the index's HNSW structure, when it\n"
                "                      has one (default 64; more = better recall, slower)\n"
+               "  --nprobe N          cells an IVF-PQ structure visits per query (default 16)\n"
+               "  --rerank R          IVF-PQ: rank its best R again with the stored vectors\n"
+               "                      (exact distances; default 0: code distances)\n"
                "  --exact             ignore the ANN structure: exact search\n"
                "  --json              print the results as JSON\n"
                "  --grid FILE.png     draw each query and its neighbours as a labelled grid\n"
@@ -51,7 +54,8 @@ static int embed_images(const dp_index *ix, query *qs, size_t nq, float *out)
 {
     const char **paths = calloc(nq, sizeof *paths);
     if (!paths) return -1;
-    for (size_t i = 0; i < nq; i++) paths[i] = qs[i].image;
+    for (size_t i = 0; i < nq; i++)
+        paths[i] = qs[i].image;
     int rc = dp_cli_embed_queries(ix, paths, nq, out);
     free(paths);
     return rc;
@@ -60,7 +64,8 @@ static int embed_images(const dp_index *ix, query *qs, size_t nq, float *out)
 /* The index's ANN structure answers when it has one and the query asks
  * nothing it cannot do (another metric); otherwise the exact search. */
 static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_search_params *sp,
-                        size_t ef, bool exact, int64_t *ids, float *dist)
+                        size_t ef, size_t nprobe, size_t rerank, bool exact, int64_t *ids,
+                        float *dist)
 {
     dp_ann *ann = NULL;
     int rc = DP_ERR_NOT_FOUND;
@@ -71,6 +76,8 @@ static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_
     dp_ann_search_params ap = dp_ann_default_search_params();
     ap.k = sp->k;
     if (ef) ap.ef = ef;
+    if (nprobe) ap.nprobe = nprobe;
+    ap.rerank = rerank;
     ap.exclude_ids = sp->exclude_ids;
     ap.threads = sp->threads;
     rc = dp_ann_search(ann, Q, nq, &ap, ids, dist);
@@ -90,6 +97,8 @@ int dp_cmd_search(int argc, char **argv)
                                          {"max-distance", required_argument, 0, 'D'},
                                          {"threads", required_argument, 0, 't'},
                                          {"ef", required_argument, 0, 'E'},
+                                         {"nprobe", required_argument, 0, 'N'},
+                                         {"rerank", required_argument, 0, 'R'},
                                          {"exact", no_argument, 0, 'X'},
                                          {"json", no_argument, 0, 'j'},
                                          {"grid", required_argument, 0, 'G'},
@@ -99,7 +108,7 @@ int dp_cmd_search(int argc, char **argv)
     dp_search_params sp = dp_search_default_params();
     sp.k = 5;
     bool as_json = false, exact = false;
-    size_t ef = 0;
+    size_t ef = 0, nprobe = 0, rerank = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
@@ -137,6 +146,16 @@ int dp_cmd_search(int argc, char **argv)
             long long v = strtoll(optarg, &end, 10);
             if (*end || v < 1 || v > 1000000) return dp_cli_usage("search", "--ef: 1..1000000");
             ef = (size_t)v;
+            break;
+        }
+        case 'N':
+        case 'R': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < (c == 'N') || v > 1000000)
+                return dp_cli_usage("search", "--%s: %d..1000000", c == 'N' ? "nprobe" : "rerank",
+                                    c == 'N');
+            *(c == 'N' ? &nprobe : &rerank) = (size_t)v;
             break;
         }
         case 'X':
@@ -240,7 +259,7 @@ int dp_cmd_search(int argc, char **argv)
     for (size_t i = 0; i < nq; i++)
         excl[i] = qs[i].exclude;
     sp.exclude_ids = excl;
-    if (ann_or_exact(ix, Q, nq, &sp, ef, exact, ids, dist)) {
+    if (ann_or_exact(ix, Q, nq, &sp, ef, nprobe, rerank, exact, ids, dist)) {
         dp_cli_fail("search", "%s", path);
         goto done;
     }
@@ -312,7 +331,8 @@ int dp_cmd_search(int argc, char **argv)
             rc = DP_EXIT_ERROR;
         else if (!as_json)
             fprintf(stderr, "grid written to %s\n", grid);
-        for (size_t i = 0; own && i < nq; i++) g_free(own[i]);
+        for (size_t i = 0; own && i < nq; i++)
+            g_free(own[i]);
         free(own);
         free(names);
         free(imgs);
