@@ -18,6 +18,7 @@ if [[ "${DP_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== ASan+UBSan build + tests"
   bash scripts/build.sh asan >/dev/null
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
 fi
 
