@@ -1,10 +1,12 @@
 /* libFuzzer target for the ANN sections: open arbitrary bytes as an index,
- * open its HNSW structure without the node-record checksum (so damaged
- * links and counts reach the search, which must bound them), then search.
+ * open its ANN structure without the checksum of the large section (HNSW
+ * node records, IVF-PQ codes), so damaged links, counts and codes reach the
+ * search, which must bound them, then search (IVF-PQ with a rerank).
  * Checksums are recomputed as in fuzz_index.c (same convention: header byte
  * 24 even = fix them up) so mutations get past the CRCs.
  *
- * Seed corpus: doppel index --vectors x.fvecs -o seed.dpl --ann hnsw. */
+ * Seed corpus: doppel index --vectors x.fvecs -o seed.dpl --ann hnsw, and
+ * an index of 5000 rows after doppel ann build --kind ivfpq --nlist 8 --m 2. */
 #include "doppel/ann.h"
 #include "doppel/index.h"
 #include "index/index_internal.h"
@@ -77,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dp_ann_search_params sp = dp_ann_default_search_params();
             sp.k = 5;
             sp.ef = 32;
+            sp.nprobe = 4;
+            sp.rerank = 8;
             sp.threads = 1;
             dp_ann_search(a, q, 2, &sp, ids, dist);
         }
