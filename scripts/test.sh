@@ -9,6 +9,9 @@ bash tools/fetch_models.sh
 bash tools/make_samples.sh >/dev/null
 bash tools/make_samples.sh --out samples-eval --count 1000 --label emoji >/dev/null
 jobs=$(nproc 2>/dev/null || echo 2)
+# Idle OpenMP threads sleep instead of spinning: tests run several processes
+# at once on few cores (the doppel CLI sets this for itself too).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 echo "== release build + tests"
 bash scripts/build.sh release >/dev/null
