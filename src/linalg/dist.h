@@ -52,7 +52,16 @@ typedef struct dp_dist_ops_t {
      * GEMM tile is filtered in one read without being rewritten. */
     size_t (*first_key_below)(const float *v, const float *add, float alpha, float beta, size_t n,
                               float thr);
+    /* l2sq and dot over rows stored as IEEE binary16 (dp_f32_to_f16), the
+     * query in float, sums in float: half the bytes of a float scan. */
+    void (*l2sq_f16)(const float *q, const uint16_t *x, size_t n, size_t dim, float *out);
+    void (*dot_f16)(const float *q, const uint16_t *x, size_t n, size_t dim, float *out);
 } dp_dist_ops_t;
+
+/* IEEE binary16 conversions, round to nearest even (overflow to infinity),
+ * the same on every CPU. */
+void dp_f32_to_f16(const float *x, size_t n, uint16_t *out);
+float dp_f16_to_f32(uint16_t h);
 
 /* The best variant for this CPU, chosen once. */
 const dp_dist_ops_t *dp_dist_ops(void);

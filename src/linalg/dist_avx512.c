@@ -121,12 +121,46 @@ static size_t first_key_below_avx512(const float *v, const float *add, float alp
     return n;
 }
 
-static const dp_dist_ops_t ops_avx512 = {"avx512",           l2sq_avx512,           dot_avx512,
-                                         l1_avx512,          sqnorm_avx512,         affine_avx512,
-                                         first_below_avx512, first_key_below_avx512};
+/* Half-float rows: 16 halves per step (AVX512F's vcvtph2ps), the tail with
+ * a zero-masked 16-bit load (AVX512BW). */
+static inline __attribute__((always_inline)) void run_f16(int op, const float *q, const uint16_t *x,
+                                                          size_t n, size_t dim, float *out)
+{
+    const size_t full = dim & ~(size_t)15, rem = dim & 15;
+    const __mmask16 m = (__mmask16)((1u << rem) - 1u);
+    const __m512 zero = _mm512_setzero_ps();
+    const char *pf = (const char *)x + DP_DIST_PREFETCH;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *xr = x + i * dim;
+        for (const char *end = (const char *)(xr + dim) + DP_DIST_PREFETCH; pf < end; pf += 64)
+            _mm_prefetch(pf, _MM_HINT_T0);
+        __m512 a = zero;
+        for (size_t j = 0; j < full; j += 16)
+            a = step(op, a, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(xr + j))),
+                     _mm512_loadu_ps(q + j));
+        if (rem)
+            a = step(op, a, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, xr + full)),
+                     _mm512_maskz_loadu_ps(m, q + full));
+        out[i] = _mm512_reduce_add_ps(a);
+    }
+}
+
+static void l2sq_f16_avx512(const float *q, const uint16_t *x, size_t n, size_t dim, float *out)
+{
+    run_f16(OP_L2, q, x, n, dim, out);
+}
+static void dot_f16_avx512(const float *q, const uint16_t *x, size_t n, size_t dim, float *out)
+{
+    run_f16(OP_DOT, q, x, n, dim, out);
+}
+
+static const dp_dist_ops_t ops_avx512 = {
+    "avx512",        l2sq_avx512,   dot_avx512,         l1_avx512,
+    sqnorm_avx512,   affine_avx512, first_below_avx512, first_key_below_avx512,
+    l2sq_f16_avx512, dot_f16_avx512};
 
 const dp_dist_ops_t *dp_dist_ops_avx512(void)
 {
     const dp_cpu *c = dp_cpu_features();
-    return c->avx512f ? &ops_avx512 : NULL;
+    return c->avx512f && c->avx512bw && c->avx512vl ? &ops_avx512 : NULL;
 }

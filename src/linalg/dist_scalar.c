@@ -98,9 +98,43 @@ static size_t first_key_below_scalar(const float *v, const float *add, float alp
     return n;
 }
 
-static const dp_dist_ops_t ops_scalar = {"scalar",           l2sq_scalar,           dot_scalar,
-                                         l1_scalar,          sqnorm_scalar,         affine_scalar,
-                                         first_below_scalar, first_key_below_scalar};
+static void l2sq_f16_scalar(const float *q, const uint16_t *x, size_t n, size_t dim, float *out)
+{
+    for (size_t i = 0; i < n; i++, x += dim) {
+        float a0 = 0, a1 = 0;
+        size_t j = 0;
+        for (; j + 2 <= dim; j += 2) {
+            float d0 = dp_f16_to_f32(x[j]) - q[j], d1 = dp_f16_to_f32(x[j + 1]) - q[j + 1];
+            a0 += d0 * d0;
+            a1 += d1 * d1;
+        }
+        for (; j < dim; j++) {
+            float d = dp_f16_to_f32(x[j]) - q[j];
+            a0 += d * d;
+        }
+        out[i] = a0 + a1;
+    }
+}
+
+static void dot_f16_scalar(const float *q, const uint16_t *x, size_t n, size_t dim, float *out)
+{
+    for (size_t i = 0; i < n; i++, x += dim) {
+        float a0 = 0, a1 = 0;
+        size_t j = 0;
+        for (; j + 2 <= dim; j += 2) {
+            a0 += dp_f16_to_f32(x[j]) * q[j];
+            a1 += dp_f16_to_f32(x[j + 1]) * q[j + 1];
+        }
+        for (; j < dim; j++)
+            a0 += dp_f16_to_f32(x[j]) * q[j];
+        out[i] = a0 + a1;
+    }
+}
+
+static const dp_dist_ops_t ops_scalar = {
+    "scalar",        l2sq_scalar,   dot_scalar,         l1_scalar,
+    sqnorm_scalar,   affine_scalar, first_below_scalar, first_key_below_scalar,
+    l2sq_f16_scalar, dot_f16_scalar};
 
 const dp_dist_ops_t *dp_dist_ops_scalar(void)
 {

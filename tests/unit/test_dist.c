@@ -9,6 +9,7 @@
 #include "util/util.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,85 @@ static void check_key_filter(const dp_dist_ops_t *o)
     printf("%-6s %d key filters match dp_key\n", o->isa, checked);
 }
 
+/* Half floats: every binary16 value survives f16 -> f32 -> f16; every
+ * float converts to the nearest half, ties to even (checked in double);
+ * the half-row kernels of each variant match a double-precision sum over
+ * the converted rows, with rows that end right before an unmapped page. */
+static void check_f16_convert(void)
+{
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = dp_f16_to_f32((uint16_t)h);
+        uint16_t back;
+        dp_f32_to_f16(&f, 1, &back);
+        bool nan = ((h >> 10) & 31) == 31 && (h & 1023);
+        if (nan ? !isnan(f) || ((back >> 10) & 31) != 31 || !(back & 1023) : back != h) bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    for (int i = 0; i < 200000; i++) {
+        float x = frand() * (i % 3 == 0 ? 70000.0f : i % 3 == 1 ? 1.0f : 1e-5f);
+        if (i < 8)
+            x = (float[]){65504.0f, 65519.0f, 65520.0f, -0.0f,
+                          1e-8f,    2.98e-8f, 6.1e-5f,  0.5f + 0x1p-12f}[i];
+        uint16_t h;
+        dp_f32_to_f16(&x, 1, &h);
+        double got = dp_f16_to_f32(h), err = fabs(got - x);
+        /* no other half is closer (the neighbours one step either way);
+         * past 65520 the IEEE answer is infinity, checked below */
+        for (int dlt = -1; dlt <= 1 && fabsf(x) < 65520.0f; dlt += 2) {
+            uint16_t o = (uint16_t)(h + dlt);
+            if ((h & 0x7fff) == 0 && dlt < 0) continue;
+            if (((o >> 10) & 31) == 31 || (o ^ h) & 0x8000) continue;
+            double e2 = fabs((double)dp_f16_to_f32(o) - x);
+            CHECK(err < e2 || (err == e2 && !(h & 1)), "f32 %.9g -> half %#x (%.9g), %#x is closer",
+                  x, h, got, o);
+        }
+        if (fabs(x) >= 65520.0f) CHECK((h & 0x7fff) == 0x7c00, "%.9g overflows to inf", x);
+    }
+}
+
+static void check_f16_variant(const dp_dist_ops_t *o)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int checked = 0;
+    for (size_t d = 1; d <= 200; d += (d < 40 ? 1 : 17)) {
+        for (size_t n = 1; n <= 9; n++) {
+            size_t bytes = n * d * sizeof(uint16_t);
+            size_t pages = (bytes + (size_t)page - 1) / (size_t)page + 1;
+            uint8_t *m = mmap(NULL, pages * (size_t)page, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) {
+                perror("mmap");
+                exit(2);
+            }
+            mprotect(m + (pages - 1) * (size_t)page, (size_t)page, PROT_NONE);
+            uint16_t *x = (uint16_t *)(m + (pages - 1) * (size_t)page - bytes);
+            float *xf = malloc(n * d * sizeof(float)), *q = malloc(d * sizeof(float));
+            for (size_t i = 0; i < n * d; i++)
+                xf[i] = frand();
+            dp_f32_to_f16(xf, n * d, x);
+            for (size_t i = 0; i < n * d; i++)
+                xf[i] = dp_f16_to_f32(x[i]); /* the values the kernel sees */
+            for (size_t j = 0; j < d; j++)
+                q[j] = frand();
+            float out[16];
+            for (int op = 0; op < 2; op++) {
+                (op ? o->dot_f16 : o->l2sq_f16)(q, x, n, d, out);
+                for (size_t i = 0; i < n; i++) {
+                    double r = ref(op, q, xf + i * d, d), b = bound(op, q, xf + i * d, d);
+                    CHECK(fabs(out[i] - r) <= b, "%s %s_f16 d=%zu n=%zu row %zu: %.9g exact %.9g",
+                          o->isa, op ? "dot" : "l2sq", d, n, i, out[i], r);
+                    checked++;
+                }
+            }
+            free(xf);
+            free(q);
+            munmap(m, pages * (size_t)page);
+        }
+    }
+    printf("%-6s %d half-float distances match exact\n", o->isa, checked);
+}
+
 static void check_gemm(void)
 {
     size_t m = 7, n = 33, k = 19;
@@ -229,6 +309,7 @@ int main(void)
         check_variant(variants[i]);
         check_helpers(variants[i]);
         check_key_filter(variants[i]);
+        check_f16_variant(variants[i]);
     }
     printf("chosen: %s\n", dp_dist_ops()->isa);
     CHECK(getenv("DP_ISA") || dp_dist_ops() == (variants[2]   ? variants[2]
@@ -236,6 +317,7 @@ int main(void)
                                                               : variants[0]),
           "dispatch picks the best variant");
     check_gemm();
+    check_f16_convert();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
