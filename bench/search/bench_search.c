@@ -192,8 +192,8 @@ int main(int argc, char **argv)
            "\"batch_qps\": %.1f, \"batch_cpu_qps\": %.1f, \"batch_n\": %zu, "
            "\"single_n\": %zu}\n",
            threads, n, dim, bytes, bytes / r.median / 1e9, bytes / r.best / 1e9, r.median * 1e3,
-           r.best * 1e3, s.median * 1e3, s.best * 1e3, s.mean * 1e3, s.p90 * 1e3, qps, cpu_qps, n_batch,
-           n_single);
+           r.best * 1e3, s.median * 1e3, s.best * 1e3, s.mean * 1e3, s.p90 * 1e3, qps, cpu_qps,
+           n_batch, n_single);
     free(q);
     dp_index_free(ix);
     return 0;

@@ -163,7 +163,7 @@ if hf:
     lines.append("")
     half_bytes = d["n"] * d["dim"] * 2 if d else 2e8
     half_gbs = half_bytes / (hf[0]["f16_bound_ms"] * 1e6)
-    lines.append(f"The halves sit in a heap buffer, which read at {half_gbs:.1f} GB/s in this run "
+    lines.append(f"The halves sit in a heap buffer, which read at {half_gbs:.1f} GB/s "
                  "against the mapped file's rate in the table above, so halving the bytes saved "
                  "less than 2x here; the half scan itself runs at its read bound, and 20 "
                  "candidates re-ranked in float already give the float search's top 10. A "
