@@ -341,7 +341,7 @@ static int search_gemm(const search_ctx *c, const float *queries, size_t q0, siz
     size_t ntasks;
     int rc = make_tasks(ix, rows, &tasks, &ntasks);
     if (rc) return rc;
-    int nt = threads_for(c->p, ntasks * SCAN_BLOCK / 2); /* one thread for a single tile */
+    int nt = threads_for(c->p, ntasks * SCAN_BLOCK / 2); /* one thread below 4 tiles */
     size_t nheap = (size_t)nt * nq;
     heap *heaps = calloc(nheap, sizeof *heaps);
     float *hd = malloc(nheap * k * sizeof(float));
