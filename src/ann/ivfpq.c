@@ -478,8 +478,10 @@ int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t co
         off[l + 1] += off[l];
     for (uint32_t l = 0; l < p->nlist; l++) {
         size_t o = p->offsets[l], len = p->offsets[l + 1] - o;
-        memcpy(ids2 + off[l], p->ids + o, len * sizeof *ids2);
-        memcpy(codes2 + off[l] * m, p->codes + o * m, len * m);
+        if (len) { /* a first build has no old lists (ids, codes are NULL) */
+            memcpy(ids2 + off[l], p->ids + o, len * sizeof *ids2);
+            memcpy(codes2 + off[l] * m, p->codes + o * m, len * m);
+        }
         fill[l] = off[l] + len;
     }
     for (size_t i = 0; i < count; i++) {
