@@ -9,18 +9,18 @@
 #include <unistd.h>
 
 static const dp_cli_cmd commands[] = {
-    {"dedup", "find groups of near-duplicate images", dp_cmd_dedup},
-    {"eval", "accuracy of the embeddings against the stored labels", dp_cmd_eval},
-    {"export", "write an index's vectors (.npy) and metadata (.tsv)", dp_cmd_export},
-    {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
-    {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
     {"index", "build or update an index from a folder or a vector file", dp_cmd_index},
     {"search", "find the nearest stored images of queries", dp_cmd_search},
     {"info", "show what an index holds", dp_cmd_info},
     {"check", "verify an index file's checksums and structure", dp_cmd_check},
-    {"viz", "t-SNE pictures and Embedding Projector files of an index", dp_cmd_viz},
+    {"dedup", "find groups of near-duplicate images", dp_cmd_dedup},
+    {"eval", "accuracy of the embeddings against the stored labels", dp_cmd_eval},
+    {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
+    {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
+    {"export", "write an index's vectors (.npy) and metadata (.tsv)", dp_cmd_export},
     {"ann", "build or inspect an index's approximate-search structure", dp_cmd_ann},
     {"bench", "measure ANN recall and speed against the exact search", dp_cmd_bench},
+    {"viz", "t-SNE pictures and Embedding Projector files of an index", dp_cmd_viz},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
