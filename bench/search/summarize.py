@@ -116,9 +116,12 @@ if per_round:
     lines.append("")
 loads = [r["loadavg"] for r in rows if r.get("system") == "load"]
 if loads:
+    busy = max(loads) > (os.cpu_count() or 1)
     lines.append(f"Load average (1 min) at the start of each measurement: {min(loads):.1f} to "
-                 f"{max(loads):.1f} on these {os.cpu_count()} cores, so absolute times are "
-                 "inflated and only same-run ratios mean much.")
+                 f"{max(loads):.1f} on these {os.cpu_count()} cores" +
+                 (", so absolute times are inflated and only same-run ratios mean much."
+                  if busy else ": a quiet stretch, so the absolute times are close to the "
+                  "machine's own."))
     lines.append("")
 d1 = rec("doppel", 1, "single_ms")
 if d1:
