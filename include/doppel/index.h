@@ -236,8 +236,9 @@ typedef struct dp_search_params {
      * from several threads at once. */
     dp_id_filter_fn filter;
     void *filter_user_data;
-    /* Worker threads of the scan path; 0 = all cores (OpenMP's default).
-     * The GEMM path's threads are OpenBLAS's (OPENBLAS_NUM_THREADS). */
+    /* Worker threads; 0 = all cores (OpenMP's default).
+     * Both the scan and the GEMM path (oneDNN sgemm tiles, one thread per
+     * tile) use this many threads. */
     int threads;
     /* Queries at or above which the BLAS GEMM path is used (default 16);
      * 0 disables it. Only for L2, IP and cosine. Its distances come from
