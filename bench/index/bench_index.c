@@ -66,9 +66,12 @@ int main(int argc, char **argv)
     const char *dir = argv[1], *model = NULL;
     int threads = 2, batch = 16;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
+            batch = atoi(argv[i + 1]);
     }
     walk(dir);
     qsort(files, nfiles, sizeof *files, cmp);
@@ -141,7 +144,8 @@ int main(int argc, char **argv)
     printf("| %s | %zu | %d | %d | %.1f | %.1f | %.1f | %.2f |\n", ei.name, ok, threads, batch,
            inf_rate, (double)added / best_pipe, e2e_rate, e2e_rate / inf_rate);
     dp_embedder_free(e);
-    for (size_t i = 0; i < nfiles; i++) free(files[i]);
+    for (size_t i = 0; i < nfiles; i++)
+        free(files[i]);
     free(files);
     free(out);
     return 0;

@@ -24,13 +24,13 @@ extern "C" {
 #endif
 
 typedef struct dp_ingest_params {
-    int decode_threads;       /* 0 = all cores */
-    int batch;                /* images per inference call; 0 = 16 */
-    size_t commit_every;      /* images between commits; 0 = 256 */
-    double commit_seconds;    /* also commit when this much time passed; 0 = 30 */
-    int ann_kind;             /* dp_ann_kind to build if the index has none; an
-                               * existing ANN structure is always kept in step */
-    dp_progress_fn progress;  /* (done, total) over the images to embed */
+    int decode_threads;      /* 0 = all cores */
+    int batch;               /* images per inference call; 0 = 16 */
+    size_t commit_every;     /* images between commits; 0 = 256 */
+    double commit_seconds;   /* also commit when this much time passed; 0 = 30 */
+    int ann_kind;            /* dp_ann_kind to build if the index has none; an
+                              * existing ANN structure is always kept in step */
+    dp_progress_fn progress; /* (done, total) over the images to embed */
     void *user_data;
 } dp_ingest_params;
 
@@ -42,14 +42,14 @@ typedef struct dp_ingest_failure {
 } dp_ingest_failure;
 
 typedef struct dp_ingest_report {
-    size_t found;     /* image files found in the folder */
-    size_t added;     /* new files embedded */
-    size_t updated;   /* changed files re-embedded */
-    size_t removed;   /* entries whose file is gone */
-    size_t unchanged; /* kept as they were */
-    size_t failed;    /* skipped, see failures */
-    int rebuilt;      /* 1 if the model changed and everything was redone */
-    double seconds;   /* wall time */
+    size_t found;         /* image files found in the folder */
+    size_t added;         /* new files embedded */
+    size_t updated;       /* changed files re-embedded */
+    size_t removed;       /* entries whose file is gone */
+    size_t unchanged;     /* kept as they were */
+    size_t failed;        /* skipped, see failures */
+    int rebuilt;          /* 1 if the model changed and everything was redone */
+    double seconds;       /* wall time */
     double embed_seconds; /* time spent in the decode + inference pipeline */
     dp_ingest_failure *failures;
 } dp_ingest_report;

@@ -58,7 +58,7 @@ int dp_cmd_bench(int argc, char **argv);
 struct dp_index;
 int dp_cli_embed_queries(const struct dp_index *ix, const char *const *paths, size_t n, float *out);
 int dp_cli_search_grid(const struct dp_index *ix, const char *out_png,
-                       const char *const *query_names, const char *const *query_images,
-                       size_t nq, const int64_t *ids, const float *dist, size_t k);
+                       const char *const *query_names, const char *const *query_images, size_t nq,
+                       const int64_t *ids, const float *dist, size_t k);
 
 #endif

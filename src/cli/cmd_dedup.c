@@ -10,21 +10,20 @@
 
 static void help(FILE *f)
 {
-    fprintf(f,
-            "usage: doppel dedup INDEX [--threshold T] [--against OTHER.dpl] [--json]\n\n"
-            "Find groups of near-duplicate images (resized, recompressed, lightly edited\n"
-            "copies): every image's neighbours within distance T are joined into groups.\n"
-            "Memory grows with the number of images, never with its square.\n\n"
-            "  --threshold T    largest squared-L2 distance that counts as a duplicate;\n"
-            "                   default: phash 0.375 (6 of 64 bits differ); other models\n"
-            "                   a quarter of the median nearest-neighbour distance\n"
-            "  --against FILE   instead list, for each image of INDEX, the images of FILE\n"
-            "                   within T (both built with the same model)\n"
-            "  -k N             neighbours examined per image (default 16)\n"
-            "  --threads N      search threads (default: all cores)\n"
-            "  --json           machine-readable output\n"
-            "  -q, --quiet      no progress bar\n"
-            "  -h, --help       this help\n");
+    fprintf(f, "usage: doppel dedup INDEX [--threshold T] [--against OTHER.dpl] [--json]\n\n"
+               "Find groups of near-duplicate images (resized, recompressed, lightly edited\n"
+               "copies): every image's neighbours within distance T are joined into groups.\n"
+               "Memory grows with the number of images, never with its square.\n\n"
+               "  --threshold T    largest squared-L2 distance that counts as a duplicate;\n"
+               "                   default: phash 0.375 (6 of 64 bits differ); other models\n"
+               "                   a quarter of the median nearest-neighbour distance\n"
+               "  --against FILE   instead list, for each image of INDEX, the images of FILE\n"
+               "                   within T (both built with the same model)\n"
+               "  -k N             neighbours examined per image (default 16)\n"
+               "  --threads N      search threads (default: all cores)\n"
+               "  --json           machine-readable output\n"
+               "  -q, --quiet      no progress bar\n"
+               "  -h, --help       this help\n");
 }
 
 static json_t *jstr(const char *s)
@@ -61,20 +60,32 @@ int dp_cmd_dedup(int argc, char **argv)
         case 'T': {
             char *end;
             dp.threshold = strtof(optarg, &end);
-            if (*end || !(dp.threshold > 0)) return dp_cli_usage("dedup", "--threshold must be > 0");
+            if (*end || !(dp.threshold > 0))
+                return dp_cli_usage("dedup", "--threshold must be > 0");
             break;
         }
-        case 'A': against = optarg; break;
+        case 'A':
+            against = optarg;
+            break;
         case 'k':
             dp.max_neighbors = (size_t)atol(optarg);
             if (dp.max_neighbors < 1 || dp.max_neighbors > 10000)
                 return dp_cli_usage("dedup", "-k must be in 1..10000");
             break;
-        case 't': dp.threads = atoi(optarg); break;
-        case 'j': as_json = true; break;
-        case 'q': quiet = true; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("dedup", "bad option");
+        case 't':
+            dp.threads = atoi(optarg);
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("dedup", "bad option");
         }
     }
     if (optind != argc - 1) return dp_cli_usage("dedup", "expects one INDEX");
@@ -107,30 +118,31 @@ int dp_cmd_dedup(int argc, char **argv)
             for (size_t i = r.lims[g]; i < r.lims[g + 1]; i++) {
                 if (dp_index_get(ix, r.ids[i], &e)) continue;
                 if (as_json)
-                    json_array_append_new(members, json_pack("{s:I, s:o}", "id",
-                                                             (json_int_t)e.id, "path",
-                                                             jstr(e.path)));
+                    json_array_append_new(members, json_pack("{s:I, s:o}", "id", (json_int_t)e.id,
+                                                             "path", jstr(e.path)));
                 else
                     printf("  %8llu  %s\n", (unsigned long long)e.id, e.path);
             }
             if (as_json) json_array_append_new(groups, members);
         }
-        if (as_json) json_object_set_new(root, "groups", groups);
+        if (as_json)
+            json_object_set_new(root, "groups", groups);
         else
-            printf("%zu group(s) of near-duplicates among %zu images (threshold %g)\n",
-                   r.n_groups, dp_index_count(ix), (double)r.threshold);
+            printf("%zu group(s) of near-duplicates among %zu images (threshold %g)\n", r.n_groups,
+                   dp_index_count(ix), (double)r.threshold);
     } else {
         json_t *pairs = as_json ? json_array() : NULL;
         for (size_t i = 0; i < r.n_pairs; i++) {
             if (dp_index_get(ix, r.a[i], &e) || dp_index_get(other, r.b[i], &e2)) continue;
             if (as_json)
-                json_array_append_new(pairs, json_pack("{s:o, s:o, s:f}", "path", jstr(e.path),
-                                                       "match", jstr(e2.path), "distance",
-                                                       (double)r.dist[i]));
+                json_array_append_new(pairs,
+                                      json_pack("{s:o, s:o, s:f}", "path", jstr(e.path), "match",
+                                                jstr(e2.path), "distance", (double)r.dist[i]));
             else
                 printf("%.6f  %s  ~  %s\n", (double)r.dist[i], e.path, e2.path);
         }
-        if (as_json) json_object_set_new(root, "pairs", pairs);
+        if (as_json)
+            json_object_set_new(root, "pairs", pairs);
         else
             printf("%zu match(es) within %g\n", r.n_pairs, (double)r.threshold);
     }

@@ -50,10 +50,11 @@ static int sink(const dp_embed_result *r, void *user)
     s->ok_paths[s->n_ok++] = r->path;
     if (s->json) {
         json_t *v = json_array();
-        for (int i = 0; i < s->dim; i++) json_array_append_new(v, json_real(r->vec[i]));
-        json_array_append_new(s->json, json_pack("{s:s, s:i, s:i, s:o}", "path", r->path,
-                                                 "width", r->info.width, "height",
-                                                 r->info.height, "embedding", v));
+        for (int i = 0; i < s->dim; i++)
+            json_array_append_new(v, json_real(r->vec[i]));
+        json_array_append_new(s->json,
+                              json_pack("{s:s, s:i, s:i, s:o}", "path", r->path, "width",
+                                        r->info.width, "height", r->info.height, "embedding", v));
     }
     return 0;
 }
@@ -85,20 +86,37 @@ int dp_cmd_embed(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:t:b:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': ep.model = optarg; break;
-        case 'N': ep.embedding_node = optarg; break;
-        case 'D': ep.models_dir = optarg; break;
-        case 'o': out = optarg; break;
-        case 'j': as_json = true; break;
-        case 't': ep.threads = atoi(optarg); break;
+        case 'm':
+            ep.model = optarg;
+            break;
+        case 'N':
+            ep.embedding_node = optarg;
+            break;
+        case 'D':
+            ep.models_dir = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 't':
+            ep.threads = atoi(optarg);
+            break;
         case 'b':
             pp.batch = atoi(optarg);
             if (pp.batch < 1 || pp.batch > 1024)
                 return dp_cli_usage("embed", "--batch must be in 1..1024");
             break;
-        case 'q': quiet = true; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("embed", "bad option");
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("embed", "bad option");
         }
     }
     size_t n = (size_t)(argc - optind);
@@ -138,10 +156,12 @@ int dp_cmd_embed(int argc, char **argv)
         }
         size_t ol = strlen(out);
         char *txt = malloc(ol + 8);
-        snprintf(txt, ol + 8, "%.*s.txt", (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol), out);
+        snprintf(txt, ol + 8, "%.*s.txt",
+                 (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol), out);
         FILE *f = fopen(txt, "w");
         if (f) {
-            for (size_t i = 0; i < s.n_ok; i++) fprintf(f, "%s\n", s.ok_paths[i]);
+            for (size_t i = 0; i < s.n_ok; i++)
+                fprintf(f, "%s\n", s.ok_paths[i]);
             fclose(f);
         }
         free(txt);
@@ -156,8 +176,8 @@ int dp_cmd_embed(int argc, char **argv)
     } else if (!out) {
         for (size_t i = 0; i < s.n_ok; i++) {
             const float *v = s.rows + i * (size_t)ei.dim;
-            printf("%s\t%d-d [%.4f, %.4f, %.4f, %.4f, ...]\n", s.ok_paths[i], ei.dim,
-                   (double)v[0], (double)v[1], (double)v[2], (double)v[3]);
+            printf("%s\t%d-d [%.4f, %.4f, %.4f, %.4f, ...]\n", s.ok_paths[i], ei.dim, (double)v[0],
+                   (double)v[1], (double)v[2], (double)v[3]);
         }
     }
     if (!quiet)

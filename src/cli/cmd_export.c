@@ -19,17 +19,21 @@ static void help(FILE *f)
 
 int dp_cmd_export(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *out = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("export", "bad option");
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("export", "bad option");
         }
     }
     if (optind != argc - 1 || !out) return dp_cli_usage("export", "expects INDEX and -o FILE");
@@ -46,8 +50,8 @@ int dp_cmd_export(int argc, char **argv)
         fprintf(stderr, "doppel export: out of memory\n");
         goto done;
     }
-    snprintf(tsv, ol + 8, "%.*s.tsv",
-             (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol), out);
+    snprintf(tsv, ol + 8, "%.*s.tsv", (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol),
+             out);
     f = fopen(tsv, "w");
     if (!f) {
         fprintf(stderr, "doppel export: cannot write %s\n", tsv);

@@ -33,7 +33,8 @@ static void dims_str(const dp_tensor *t, char *buf, size_t cap)
 static json_t *tensor_json(const dp_tensor *t)
 {
     json_t *d = json_array();
-    for (int i = 0; i < t->ndim; i++) json_array_append_new(d, json_integer(t->dims[i]));
+    for (int i = 0; i < t->ndim; i++)
+        json_array_append_new(d, json_integer(t->dims[i]));
     return json_pack("{s:s, s:o}", "name", t->name, "dims", d);
 }
 
@@ -49,10 +50,17 @@ static int info(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': as_json = true; break;
-        case 'd': models_dir = optarg; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("model info", "bad option");
+        case 'j':
+            as_json = true;
+            break;
+        case 'd':
+            models_dir = optarg;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("model info", "bad option");
         }
     }
     if (optind != argc - 1) return dp_cli_usage("model info", "expects one MODEL");
@@ -88,18 +96,18 @@ static int info(int argc, char **argv)
         for (size_t i = 0; !dp_model_op(m, i, &op, &cnt); i++)
             json_object_set_new(ops, op, json_integer((json_int_t)cnt));
         const dp_preprocess *p = &ei.preprocess;
-        json_t *root = json_pack(
-            "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:{s:s, s:i, s:s}, "
-            "s:{s:i, s:i, s:s, s:s, s:f, s:[f,f,f], s:[f,f,f]}}",
-            "name", ei.name, "path", ei.model_path, "producer", mi.producer, "opset",
-            (json_int_t)mi.opset, "nodes_in_file", (json_int_t)mi.n_nodes_in_file, "nodes",
-            (json_int_t)mi.n_nodes, "params", (json_int_t)mi.n_params, "flops", mi.flops,
-            "inputs", ins, "outputs", outs, "ops", ops, "embedding", "node", ei.node, "dim",
-            ei.dim, "fingerprint", ei.fingerprint, "preprocess", "width", p->width, "height",
-            p->height, "color", p->bgr ? "BGR" : "RGB", "resize",
-            p->resize == DP_RESIZE_CROP ? "crop" : "squash", "scale", (double)p->scale, "mean",
-            (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
-            (double)p->std[0], (double)p->std[1], (double)p->std[2]);
+        json_t *root =
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:{s:s, s:i, s:s}, "
+                      "s:{s:i, s:i, s:s, s:s, s:f, s:[f,f,f], s:[f,f,f]}}",
+                      "name", ei.name, "path", ei.model_path, "producer", mi.producer, "opset",
+                      (json_int_t)mi.opset, "nodes_in_file", (json_int_t)mi.n_nodes_in_file,
+                      "nodes", (json_int_t)mi.n_nodes, "params", (json_int_t)mi.n_params, "flops",
+                      mi.flops, "inputs", ins, "outputs", outs, "ops", ops, "embedding", "node",
+                      ei.node, "dim", ei.dim, "fingerprint", ei.fingerprint, "preprocess", "width",
+                      p->width, "height", p->height, "color", p->bgr ? "BGR" : "RGB", "resize",
+                      p->resize == DP_RESIZE_CROP ? "crop" : "squash", "scale", (double)p->scale,
+                      "mean", (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
+                      (double)p->std[0], (double)p->std[1], (double)p->std[2]);
         char *s = json_dumps(root, JSON_INDENT(2));
         puts(s);
         free(s);
@@ -123,16 +131,16 @@ static int info(int argc, char **argv)
         }
         printf("embedding   node '%s', %d-d, L2-normalised\n", ei.node, ei.dim);
         const dp_preprocess *p = &ei.preprocess;
-        printf("preprocess  %dx%d %s, %s, x*%.6g, mean (%g, %g, %g), std (%g, %g, %g)\n",
-               p->width, p->height, p->resize == DP_RESIZE_CROP ? "centre crop" : "squash",
-               p->bgr ? "BGR" : "RGB", (double)p->scale, (double)p->mean[0],
-               (double)p->mean[1], (double)p->mean[2], (double)p->std[0], (double)p->std[1],
-               (double)p->std[2]);
+        printf("preprocess  %dx%d %s, %s, x*%.6g, mean (%g, %g, %g), std (%g, %g, %g)\n", p->width,
+               p->height, p->resize == DP_RESIZE_CROP ? "centre crop" : "squash",
+               p->bgr ? "BGR" : "RGB", (double)p->scale, (double)p->mean[0], (double)p->mean[1],
+               (double)p->mean[2], (double)p->std[0], (double)p->std[1], (double)p->std[2]);
         printf("fingerprint %s\n", ei.fingerprint);
         printf("ops        ");
         const char *op;
         size_t cnt;
-        for (size_t i = 0; !dp_model_op(m, i, &op, &cnt); i++) printf(" %s×%zu", op, cnt);
+        for (size_t i = 0; !dp_model_op(m, i, &op, &cnt); i++)
+            printf(" %s×%zu", op, cnt);
         printf("\n");
     }
     dp_model_free(m);

@@ -85,10 +85,18 @@ int dp_cli_index_dir(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:m:t:b:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'm': ep.model = optarg; break;
-        case 'N': ep.embedding_node = optarg; break;
-        case 'D': ep.models_dir = optarg; break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'm':
+            ep.model = optarg;
+            break;
+        case 'N':
+            ep.embedding_node = optarg;
+            break;
+        case 'D':
+            ep.models_dir = optarg;
+            break;
         case 't':
             ep.threads = atoi(optarg);
             ip.decode_threads = ep.threads;
@@ -103,15 +111,24 @@ int dp_cli_index_dir(int argc, char **argv)
             ip.commit_every = (size_t)atol(optarg);
             if (ip.commit_every < 1) return dp_cli_usage("index", "--commit-every must be >= 1");
             break;
-        case 'F': failed_list = optarg; break;
+        case 'F':
+            failed_list = optarg;
+            break;
         case 'A':
             if (dp_ann_kind_parse(optarg, &ip.ann_kind))
                 return dp_cli_usage("index", "%s", dp_last_error());
             break;
-        case 'q': quiet = true; break;
-        case 'j': as_json = true; break;
-        case 'h': help(stdout); return DP_EXIT_OK;
-        default: return dp_cli_usage("index", "bad option");
+        case 'q':
+            quiet = true;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            help(stdout);
+            return DP_EXIT_OK;
+        default:
+            return dp_cli_usage("index", "bad option");
         }
     }
     if (optind != argc - 1) return dp_cli_usage("index", "expects one folder (DIR)");
@@ -148,16 +165,16 @@ int dp_cli_index_dir(int argc, char **argv)
     if (as_json) {
         json_t *fails = json_array();
         for (size_t i = 0; i < rep.failed; i++)
-            json_array_append_new(fails, json_pack("{s:o, s:s}", "path",
-                                                   json_path(rep.failures[i].path), "reason",
-                                                   rep.failures[i].reason));
+            json_array_append_new(fails,
+                                  json_pack("{s:o, s:s}", "path", json_path(rep.failures[i].path),
+                                            "reason", rep.failures[i].reason));
         json_t *root = json_pack(
-            "{s:s, s:o, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f, s:f, s:o}", "index",
-            out, "folder", json_path(dir), "model", ei.name, "dim", ei.dim, "found",
+            "{s:s, s:o, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f, s:f, s:o}", "index", out,
+            "folder", json_path(dir), "model", ei.name, "dim", ei.dim, "found",
             (json_int_t)rep.found, "added", (json_int_t)rep.added, "updated",
             (json_int_t)rep.updated, "removed", (json_int_t)rep.removed, "unchanged",
-            (json_int_t)rep.unchanged, "failed", (json_int_t)rep.failed, "rebuilt",
-            rep.rebuilt, "seconds", rep.seconds, "images_per_second", rate, "failures", fails);
+            (json_int_t)rep.unchanged, "failed", (json_int_t)rep.failed, "rebuilt", rep.rebuilt,
+            "seconds", rep.seconds, "images_per_second", rate, "failures", fails);
         json_dumpf(root, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(root);

@@ -31,8 +31,9 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'doppel <command> --help' for a command's options.\n"
-               "doppel %s\n",
+    fprintf(f,
+            "\nRun 'doppel <command> --help' for a command's options.\n"
+            "doppel %s\n",
             dp_version());
 }
 
@@ -96,7 +97,8 @@ static void draw(dp_progress *p, uint64_t done, bool final)
     char bar[31], e[16], eta[16];
     int fill = p->total ? (int)(30.0 * (double)done / (double)p->total) : 0;
     if (fill > 30) fill = 30;
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : ' ';
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : ' ';
     bar[30] = '\0';
     fmt_time(e, sizeof e, el);
     fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : 0);

@@ -20,8 +20,9 @@ int dp_cli_embed_queries(const dp_index *ix, const char *const *paths, size_t n,
 {
     const char *model = index_model(ix);
     if (!model) {
-        fprintf(stderr, "doppel search: %s records no model, so image queries cannot be "
-                        "embedded; query with @ID, a stored path or --vectors\n",
+        fprintf(stderr,
+                "doppel search: %s records no model, so image queries cannot be "
+                "embedded; query with @ID, a stored path or --vectors\n",
                 dp_index_path(ix));
         return -1;
     }
@@ -87,8 +88,7 @@ int dp_cli_search_grid(const dp_index *ix, const char *out_png, const char *cons
             size_t o = (q * cols + r + 1) * 3;
             owned[o] = root ? g_build_filename(root, e.path, NULL) : g_strdup(e.path);
             owned[o + 1] = g_strdup_printf("#%zu  d=%.4f", r + 1, (double)dist[q * k + r]);
-            owned[o + 2] = *e.label ? g_strdup_printf("%s: %s", e.label, e.path)
-                                    : g_strdup(e.path);
+            owned[o + 2] = *e.label ? g_strdup_printf("%s: %s", e.label, e.path) : g_strdup(e.path);
             c[r + 1].image_path = owned[o];
             c[r + 1].caption = owned[o + 1];
             c[r + 1].caption2 = owned[o + 2];
@@ -101,7 +101,8 @@ int dp_cli_search_grid(const dp_index *ix, const char *out_png, const char *cons
         dp_cli_fail("search", "cannot draw the grid");
         rc = -1;
     }
-    for (size_t i = 0; i < n * 3; i++) g_free(owned[i]);
+    for (size_t i = 0; i < n * 3; i++)
+        g_free(owned[i]);
     free(owned);
     free(cells);
     return rc;

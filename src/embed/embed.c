@@ -77,15 +77,14 @@ static int resolve_named(const dp_embedder_params *p, const char *name, char *on
     return dp_set_error(DP_ERR_NOT_FOUND,
                         "model '%s' not found (looked for %s.onnx in %s%s%s); run "
                         "tools/fetch_models.sh %s, or pass a path to an .onnx file",
-                        name, name, p->models_dir ? p->models_dir : "",
-                        p->models_dir ? ", " : "", DP_SOURCE_MODELS_DIR, name);
+                        name, name, p->models_dir ? p->models_dir : "", p->models_dir ? ", " : "",
+                        DP_SOURCE_MODELS_DIR, name);
 }
 
 static int json_floats(json_t *arr, float *out, int n, const char *path, const char *key)
 {
     if (!json_is_array(arr) || (int)json_array_size(arr) != n)
-        return dp_set_error(DP_ERR_FORMAT, "%s: '%s' must be an array of %d numbers", path, key,
-                            n);
+        return dp_set_error(DP_ERR_FORMAT, "%s: '%s' must be an array of %d numbers", path, key, n);
     for (int i = 0; i < n; i++) {
         json_t *v = json_array_get(arr, (size_t)i);
         if (!json_is_number(v))
@@ -116,8 +115,7 @@ static int read_sidecar(dp_embedder *e, const char *json_path, char *sha, size_t
     }
     json_t *w = json_object_get(in, "width"), *h = json_object_get(in, "height");
     if (!json_is_integer(w) || !json_is_integer(h) || json_integer_value(w) < 1 ||
-        json_integer_value(h) < 1 || json_integer_value(w) > 8192 ||
-        json_integer_value(h) > 8192) {
+        json_integer_value(h) < 1 || json_integer_value(w) > 8192 || json_integer_value(h) > 8192) {
         dp_set_error(rc, "%s: input.width/height must be integers in 1..8192", json_path);
         goto done;
     }
@@ -145,7 +143,9 @@ static int read_sidecar(dp_embedder *e, const char *json_path, char *sha, size_t
     const char *node = json_string_value(json_object_get(emb, "node"));
     if (node && !e->node[0]) snprintf(e->node, sizeof e->node, "%s", node);
     const char *pool = json_string_value(json_object_get(emb, "pool"));
-    e->pool = !pool || !strcmp(pool, "avg") ? POOL_AVG : !strcmp(pool, "max") ? POOL_MAX : POOL_NONE;
+    e->pool = !pool || !strcmp(pool, "avg") ? POOL_AVG
+              : !strcmp(pool, "max")        ? POOL_MAX
+                                            : POOL_NONE;
     const char *s = json_string_value(json_object_get(root, "sha256"));
     if (s) snprintf(sha, sha_cap, "%s", s);
     const char *nm = json_string_value(json_object_get(root, "name"));
@@ -161,7 +161,8 @@ static int embedding_dim(const dp_embedder *e, const dp_tensor *t)
 {
     if (t->ndim == 4 && e->pool != POOL_NONE) return (int)t->dims[1];
     int64_t d = 1;
-    for (int i = 1; i < t->ndim; i++) d *= t->dims[i];
+    for (int i = 1; i < t->ndim; i++)
+        d *= t->dims[i];
     return (int)d;
 }
 
@@ -174,7 +175,8 @@ static int open_cnn(dp_embedder *e, const dp_embedder_params *p, const char *onn
     e->pre = dp_preprocess_default();
     e->pool = POOL_AVG;
     int rc;
-    if (file_exists(json_path) && (rc = read_sidecar(e, json_path, expected_sha, sizeof expected_sha)))
+    if (file_exists(json_path) &&
+        (rc = read_sidecar(e, json_path, expected_sha, sizeof expected_sha)))
         return rc;
 
     char sha[65];
@@ -213,8 +215,11 @@ static int open_cnn(dp_embedder *e, const dp_embedder_params *p, const char *onn
     /* The output's dims may be dynamic: one run on a blank image settles dim. */
     float *probe = calloc(e->slot_floats, sizeof *probe);
     if (!probe) return dp_set_error(DP_ERR_NOMEM, "%s: out of memory", onnx);
-    dp_tensor t = {.name = e->input_name, .dtype = DP_F32, .ndim = 4,
-                   .dims = {1, 3, e->pre.height, e->pre.width}, .data = probe};
+    dp_tensor t = {.name = e->input_name,
+                   .dtype = DP_F32,
+                   .ndim = 4,
+                   .dims = {1, 3, e->pre.height, e->pre.width},
+                   .data = probe};
     rc = dp_model_run(e->model, &t, 1);
     free(probe);
     if (rc) return dp_prefix_error(rc, "%s", onnx);
@@ -253,7 +258,8 @@ int dp_embedder_open(const dp_embedder_params *p, dp_embedder **out)
         snprintf(e->name, sizeof e->name, "%s", model);
         e->dim = hist ? DP_HIST_DIM : 64;
         e->slot_floats = (size_t)e->dim;
-        const char *desc = hist ? "hist:v1:hsv8x8x8:sqrt-l1:fit256" : "phash:v1:dct32:8x8-no-dc:pm1/8";
+        const char *desc =
+            hist ? "hist:v1:hsv8x8x8:sqrt-l1:fit256" : "phash:v1:dct32:8x8-no-dc:pm1/8";
         dp_sha256_hex(desc, strlen(desc), e->fingerprint);
     } else if (ends_with(model, ".onnx")) {
         const char *base = strrchr(model, '/');
@@ -331,10 +337,12 @@ int dp_embedder_prepare_memory(const dp_embedder *e, const void *data, size_t si
 static void l2_normalise(float *v, int dim)
 {
     double s = 0;
-    for (int i = 0; i < dim; i++) s += (double)v[i] * v[i];
+    for (int i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
     if (s <= 0) return; /* an all-zero vector stays zero rather than NaN */
     float inv = (float)(1.0 / sqrt(s));
-    for (int i = 0; i < dim; i++) v[i] *= inv;
+    for (int i = 0; i < dim; i++)
+        v[i] *= inv;
 }
 
 /* Pool an [n, C, H, W] feature map per channel, or copy a flat one. */
@@ -366,7 +374,9 @@ int dp_embedder_run(dp_embedder *e, const float *slots, size_t n, float *out)
     const size_t max_batch = 64;
     for (size_t b = 0; b < n; b += max_batch) {
         size_t m = n - b < max_batch ? n - b : max_batch;
-        dp_tensor t = {.name = e->input_name, .dtype = DP_F32, .ndim = 4,
+        dp_tensor t = {.name = e->input_name,
+                       .dtype = DP_F32,
+                       .ndim = 4,
                        .dims = {(int64_t)m, 3, e->pre.height, e->pre.width},
                        .data = (void *)(slots + b * e->slot_floats)};
         int rc = dp_model_run(e->model, &t, 1);
@@ -378,7 +388,8 @@ int dp_embedder_run(dp_embedder *e, const float *slots, size_t n, float *out)
                                 e->name, e->node);
         pool_output(e, &o, m, out + b * (size_t)e->dim);
     }
-    for (size_t i = 0; i < n; i++) l2_normalise(out + i * (size_t)e->dim, e->dim);
+    for (size_t i = 0; i < n; i++)
+        l2_normalise(out + i * (size_t)e->dim, e->dim);
     return 0;
 }
 

@@ -37,12 +37,12 @@ typedef struct pipeline {
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    chunk *job;          /* chunk being decoded, NULL when idle */
-    uint64_t job_seq;    /* bumps for each new job so workers notice it */
-    atomic_size_t next;  /* next item of job to claim */
-    size_t done;         /* items of job finished */
-    int active;          /* workers inside drain(job): the job's buffers stay
-                          * untouched by the caller until this is 0 */
+    chunk *job;         /* chunk being decoded, NULL when idle */
+    uint64_t job_seq;   /* bumps for each new job so workers notice it */
+    atomic_size_t next; /* next item of job to claim */
+    size_t done;        /* items of job finished */
+    int active;         /* workers inside drain(job): the job's buffers stay
+                         * untouched by the caller until this is 0 */
     bool quit;
     int nice; /* added to the decode workers' nice value */
 } pipeline;
@@ -115,13 +115,14 @@ static void wait_job(pipeline *pl, chunk *c)
 {
     drain(pl, c); /* the caller helps instead of idling */
     pthread_mutex_lock(&pl->mu);
-    while (pl->done < c->count || pl->active > 0) pthread_cond_wait(&pl->done_cv, &pl->mu);
+    while (pl->done < c->count || pl->active > 0)
+        pthread_cond_wait(&pl->done_cv, &pl->mu);
     pl->job = NULL;
     pthread_mutex_unlock(&pl->mu);
 }
 
-int dp_embed_files(dp_embedder *e, const char *const *paths, size_t n,
-                   const dp_pipeline_params *p, dp_embed_sink sink, void *sink_data)
+int dp_embed_files(dp_embedder *e, const char *const *paths, size_t n, const dp_pipeline_params *p,
+                   dp_embed_sink sink, void *sink_data)
 {
     dp_pipeline_params defaults = dp_pipeline_default_params();
     if (!p) p = &defaults;
@@ -134,8 +135,8 @@ int dp_embed_files(dp_embedder *e, const char *const *paths, size_t n,
     if (nthreads > 64) nthreads = 64;
 
     const char *nv = getenv("DOPPEL_DECODE_NICE");
-    pipeline pl = {.e = e, .paths = paths, .slot_floats = ei.slot_floats,
-                   .nice = nv ? atoi(nv) : 5};
+    pipeline pl = {
+        .e = e, .paths = paths, .slot_floats = ei.slot_floats, .nice = nv ? atoi(nv) : 5};
     pthread_mutex_init(&pl.mu, NULL);
     pthread_cond_init(&pl.work_cv, NULL);
     pthread_cond_init(&pl.done_cv, NULL);
@@ -196,8 +197,7 @@ int dp_embed_files(dp_embedder *e, const char *const *paths, size_t n,
                 rc = dp_set_error(DP_ERR_CANCELLED, "dp_embed_files: cancelled");
         }
         if (k + 1 < nchunks) wait_job(&pl, nxt);
-        if (!rc && p->progress &&
-            p->progress(cur->first + cur->count, n, p->user_data))
+        if (!rc && p->progress && p->progress(cur->first + cur->count, n, p->user_data))
             rc = dp_set_error(DP_ERR_CANCELLED, "dp_embed_files: cancelled");
     }
 
@@ -206,7 +206,8 @@ done:
     pl.quit = true;
     pthread_cond_broadcast(&pl.work_cv);
     pthread_mutex_unlock(&pl.mu);
-    for (int t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    for (int t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
     for (int k = 0; k < 2; k++) {
         free(ch[k].slots);
         free(ch[k].items);

@@ -483,15 +483,13 @@ static int check_preprocess(const dp_preprocess *p)
 }
 
 /* Small plain images (icons, emoji, product thumbnails: anything no bigger
- * than the model's input, so resampling only ever enlarges) skip the thumbnailer: one libvips decode of the
- * whole image, then flatten, squash-resize and normalise in a single pass
- * here. The thumbnailer's fixed cost (a second open, five chained
- * operations, a thread pool per image) is several ms, more than the decode
- * itself and a large share of a small CNN's inference time, which is what
- * decode must hide behind when indexing. Resampling is bilinear with
- * half-pixel centres, the resampling the default models were trained with;
- * flattening before resampling equals libvips' premultiplied resample +
- * flatten, since both are linear. Anything unusual (ICC profile, EXIF
+ * than the model's input, so resampling only ever enlarges) skip the thumbnailer: one libvips
+ * decode of the whole image, then flatten, squash-resize and normalise in a single pass here. The
+ * thumbnailer's fixed cost (a second open, five chained operations, a thread pool per image) is
+ * several ms, more than the decode itself and a large share of a small CNN's inference time, which
+ * is what decode must hide behind when indexing. Resampling is bilinear with half-pixel centres,
+ * the resampling the default models were trained with; flattening before resampling equals libvips'
+ * premultiplied resample + flatten, since both are linear. Anything unusual (ICC profile, EXIF
  * rotation, 16-bit, CMYK, Lab, crop mode, big images) takes the full path.
  * Returns 1 when the image is not eligible (nothing written), 0 or an error
  * otherwise. */

@@ -150,7 +150,8 @@ int dp_dedup(const dp_index *ix, const dp_index *against, const dp_dedup_params 
     size_t cur = 0, i = 0;
     dp_index_entry e;
     int r;
-    while (i < n && (r = dp_index_next(ix, &cur, &e)) == 1) rows[i++] = e.id;
+    while (i < n && (r = dp_index_next(ix, &cur, &e)) == 1)
+        rows[i++] = e.id;
     if (i != n) {
         rc = r < 0 ? r : dp_set_error(DP_ERR_FORMAT, "dp_dedup: entry count changed");
         goto done;
@@ -198,8 +199,10 @@ int dp_dedup(const dp_index *ix, const dp_index *against, const dp_dedup_params 
                 size_t lo = 0, hi = n;
                 while (lo < hi) {
                     size_t mid = (lo + hi) / 2;
-                    if (rows[mid] < id) lo = mid + 1;
-                    else hi = mid;
+                    if (rows[mid] < id)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
                 }
                 if (lo < n && rows[lo] == id) uf_union(parent, size, b + j, lo);
             }

@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const image_exts[] = {"jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp",
-                                         "tif", "tiff", "heic", "heif", "avif", "jp2", "jxl",
-                                         "ppm", "pgm", "pnm"};
+static const char *const image_exts[] = {"jpg",  "jpeg", "jpe", "jfif", "png",  "webp",
+                                         "gif",  "bmp",  "tif", "tiff", "heic", "heif",
+                                         "avif", "jp2",  "jxl", "ppm",  "pgm",  "pnm"};
 
 int dp_ingest_is_image_name(const char *name)
 {
@@ -45,12 +45,12 @@ static int sniff_image(const char *path)
     size_t n = fread(b, 1, sizeof b, f);
     fclose(f);
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return 1;         /* JPEG */
-    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return 1;                     /* PNG */
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return 1;                   /* PNG */
     if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return 1; /* GIF */
-    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return 1;    /* WebP */
-    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return 1;                             /* BMP */
-    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4))) return 1;    /* TIFF */
-    if (n >= 12 && !memcmp(b + 4, "ftyp", 4)) return 1;                             /* HEIF/AVIF */
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return 1;  /* WebP */
+    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return 1;                           /* BMP */
+    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4))) return 1;   /* TIFF */
+    if (n >= 12 && !memcmp(b + 4, "ftyp", 4)) return 1;                           /* HEIF/AVIF */
     return 0;
 }
 
@@ -108,9 +108,8 @@ static void walk(walk_state *w, const char *full, const char *rel, int depth)
                 walk(w, cfull, crel, depth + 1);
             }
             g_free(key);
-        } else if (S_ISREG(st.st_mode) &&
-                   (dp_ingest_is_image_name(de->d_name) ||
-                    (!strchr(de->d_name, '.') && sniff_image(cfull)))) {
+        } else if (S_ISREG(st.st_mode) && (dp_ingest_is_image_name(de->d_name) ||
+                                           (!strchr(de->d_name, '.') && sniff_image(cfull)))) {
             file_rec r = {.rel = crel, .full = cfull, .old_id = UINT64_MAX};
             g_array_append_val(w->files, r);
             continue; /* the record owns the strings now */
@@ -188,7 +187,8 @@ static int sink(const dp_embed_result *r, void *user)
     char *label = NULL;
     if (slash) {
         const char *start = slash;
-        while (start > f->rel && start[-1] != '/') start--;
+        while (start > f->rel && start[-1] != '/')
+            start--;
         label = g_strndup(start, (size_t)(slash - start));
     }
     dp_index_entry en = {.path = f->rel,

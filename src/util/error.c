@@ -55,16 +55,27 @@ int dp_prefix_error(int status, const char *fmt, ...)
 const char *dp_status_str(int status)
 {
     switch (status) {
-    case DP_OK: return "ok";
-    case DP_ERR_INVALID: return "invalid argument";
-    case DP_ERR_NOMEM: return "out of memory";
-    case DP_ERR_IO: return "i/o error";
-    case DP_ERR_FORMAT: return "format error";
-    case DP_ERR_UNSUPPORTED: return "unsupported";
-    case DP_ERR_NOT_FOUND: return "not found";
-    case DP_ERR_BACKEND: return "backend error";
-    case DP_ERR_CANCELLED: return "cancelled";
-    case DP_ERR_MISMATCH: return "mismatch";
-    default: return "unknown error";
+    case DP_OK:
+        return "ok";
+    case DP_ERR_INVALID:
+        return "invalid argument";
+    case DP_ERR_NOMEM:
+        return "out of memory";
+    case DP_ERR_IO:
+        return "i/o error";
+    case DP_ERR_FORMAT:
+        return "format error";
+    case DP_ERR_UNSUPPORTED:
+        return "unsupported";
+    case DP_ERR_NOT_FOUND:
+        return "not found";
+    case DP_ERR_BACKEND:
+        return "backend error";
+    case DP_ERR_CANCELLED:
+        return "cancelled";
+    case DP_ERR_MISMATCH:
+        return "mismatch";
+    default:
+        return "unknown error";
     }
 }

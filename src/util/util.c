@@ -128,7 +128,8 @@ int dp_sha256_file(const char *path, char out[65])
     GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
     unsigned char buf[1 << 16];
     size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) g_checksum_update(c, buf, (gssize)r);
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        g_checksum_update(c, buf, (gssize)r);
     int err = ferror(f);
     fclose(f);
     snprintf(out, 65, "%s", g_checksum_get_string(c));

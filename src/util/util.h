@@ -53,7 +53,6 @@ void dp_sha256_hex(const void *data, size_t size, char out[65]);
 /* SHA-256 of a file's contents. */
 int dp_sha256_file(const char *path, char out[65]);
 
-
 /* CPU features, detected once. */
 typedef struct dp_cpu {
     bool avx2, fma, avx512f, avx512bw, avx512vl;

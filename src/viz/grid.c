@@ -57,7 +57,8 @@ int dp_viz_grid(const char *out_png, const dp_grid_cell *cells, size_t n, const 
 {
     dp_grid_params defaults = dp_grid_default_params();
     if (!p) p = &defaults;
-    if (n == 0 || n > 10000) return dp_set_error(DP_ERR_INVALID, "%s: grid needs 1..10000 cells", out_png);
+    if (n == 0 || n > 10000)
+        return dp_set_error(DP_ERR_INVALID, "%s: grid needs 1..10000 cells", out_png);
     int thumb = p->thumb > 0 ? p->thumb : 192;
     if (thumb > 1024) thumb = 1024;
     int cols = p->columns > 0 ? p->columns : (n < 6 ? (int)n : 6);
@@ -86,8 +87,8 @@ int dp_viz_grid(const char *out_png, const dp_grid_cell *cells, size_t n, const 
         const dp_grid_cell *c = &cells[i];
         unsigned char *rgb = NULL;
         int w = 0, h = 0;
-        int ok = c->image_path &&
-                 dp_image_load_rgb(c->image_path, thumb, 0, &rgb, &w, &h, NULL) == 0;
+        int ok =
+            c->image_path && dp_image_load_rgb(c->image_path, thumb, 0, &rgb, &w, &h, NULL) == 0;
         cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
         cairo_rectangle(cr, cx, cy, thumb, thumb);
         cairo_fill(cr);

@@ -192,7 +192,8 @@ static inline void nb_free_vi(Onnx__ValueInfoProto *vi)
     if (vi->type && vi->type->tensor_type) {
         Onnx__TensorShapeProto *sh = vi->type->tensor_type->shape;
         if (sh) {
-            for (size_t i = 0; i < sh->n_dim; i++) free(sh->dim[i]); /* dim_param is a literal */
+            for (size_t i = 0; i < sh->n_dim; i++)
+                free(sh->dim[i]); /* dim_param is a literal */
             free(sh->dim);
             free(sh);
         }
@@ -209,8 +210,10 @@ static inline void nb_free(nb_model *b)
     Onnx__GraphProto *g = &b->g;
     for (size_t i = 0; i < g->n_node; i++) {
         Onnx__NodeProto *n = g->node[i];
-        for (size_t j = 0; j < n->n_input; j++) free(n->input[j]);
-        for (size_t j = 0; j < n->n_output; j++) free(n->output[j]);
+        for (size_t j = 0; j < n->n_input; j++)
+            free(n->input[j]);
+        for (size_t j = 0; j < n->n_output; j++)
+            free(n->output[j]);
         for (size_t j = 0; j < n->n_attribute; j++) {
             free(n->attribute[j]->name);
             free(n->attribute[j]->ints);
@@ -224,8 +227,10 @@ static inline void nb_free(nb_model *b)
         free(n);
     }
     free(g->node);
-    for (size_t i = 0; i < g->n_input; i++) nb_free_vi(g->input[i]);
-    for (size_t i = 0; i < g->n_output; i++) nb_free_vi(g->output[i]);
+    for (size_t i = 0; i < g->n_input; i++)
+        nb_free_vi(g->input[i]);
+    for (size_t i = 0; i < g->n_output; i++)
+        nb_free_vi(g->output[i]);
     free(g->input);
     free(g->output);
     for (size_t i = 0; i < g->n_initializer; i++) {
