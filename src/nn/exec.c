@@ -335,6 +335,23 @@ static void arg(nn_step *s, int a, dnnl_memory_t mem)
 static int make_prim(dp_model *m, nn_plan *p, const nn_node *n, dnnl_primitive_desc_t pd,
                      nn_step *s)
 {
+    /* oneDNN 2.6 divides by dimensions while creating some primitives: a
+     * matmul with an empty side raised SIGFPE inside libdnnl (found by
+     * fuzz_onnx). Empty tensors never reach a primitive. */
+    static const dnnl_query_t qs[] = {dnnl_query_src_md, dnnl_query_weights_md,
+                                      dnnl_query_dst_md};
+    for (size_t q = 0; q < sizeof qs / sizeof *qs; q++)
+        for (int idx = 0; idx < 4; idx++) {
+            const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, qs[q], idx);
+            if (!md || md->ndims <= 0) continue;
+            for (int d = 0; d < md->ndims; d++)
+                if (md->dims[d] == 0) {
+                    dnnl_primitive_desc_destroy(pd);
+                    s->prim = NULL;
+                    return nn_node_error(n, DP_ERR_UNSUPPORTED,
+                                         "an empty tensor (a dimension of 0) cannot run here");
+                }
+        }
     dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     int rc = 0;
