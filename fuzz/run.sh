@@ -29,7 +29,10 @@ for t in "${targets[@]}"; do
   fi
   echo "== $t for ${secs}s"
   # ASAN_OPTIONS: oneDNN's JIT and OpenMP keep allocations alive on purpose
-  if ! ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
+  # A fixed seed (DP_FUZZ_SEED, default 1) makes a CI run replayable; set
+  # DP_FUZZ_SEED=0 for a fresh random seed in longer exploratory runs.
+  if ! ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/$t" -seed="${DP_FUZZ_SEED:-1}" \
+      -max_total_time="$secs" -rss_limit_mb=4096 \
       -max_len=1048576 -artifact_prefix="$work/$t-" "$corpus"; then
     status=1
     mkdir -p "$root/build-fuzz/crashes"
