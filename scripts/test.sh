@@ -27,6 +27,6 @@ fi
 
 if [[ "${DP_SKIP_FUZZ:-0}" != 1 ]]; then
   echo "== fuzz (${DP_FUZZ_SECONDS:-60}s per target)"
-  bash fuzz/run.sh "${DP_FUZZ_SECONDS:-60}"
+  DP_FUZZ_ADVISORY=${DP_FUZZ_ADVISORY:-1} bash fuzz/run.sh "${DP_FUZZ_SECONDS:-60}"
 fi
 echo "== all tests passed"

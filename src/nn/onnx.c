@@ -528,6 +528,7 @@ static int topo_sort(dp_model *m)
         order[cnt++] = i;
         for (int o = 0; o < m->nodes[i].n_out; o++) {
             int v = m->nodes[i].out[o];
+            if (v < 0) continue; /* an omitted optional output feeds nothing */
             for (int j = 0; j < nn; j++) {
                 /* quadratic only over consumers actually matching */
                 for (int k = 0; k < m->nodes[j].n_in; k++)
@@ -548,7 +549,7 @@ static int topo_sort(dp_model *m)
     memcpy(m->nodes, sorted, (size_t)nn * sizeof *sorted);
     for (int i = 0; i < nn; i++)
         for (int o = 0; o < m->nodes[i].n_out; o++)
-            m->values[m->nodes[i].out[o]].producer = i;
+            if (m->nodes[i].out[o] >= 0) m->values[m->nodes[i].out[o]].producer = i;
 done:
     free(indeg);
     free(order);
