@@ -8,7 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/a"
 # 16 distinct originals from different categories, flattened onto white.
 i=0
-for f in $(find "$S" -name '*-google.png' | sort | awk 'NR % 9 == 1' | head -16); do
+for f in $(find "$S/" -name '*-google.png' | sort | awk 'NR % 9 == 1' | head -16); do
     vips flatten "$f" "$tmp/a/o$i.png" --background 255
     i=$((i + 1))
 done
