@@ -4,6 +4,7 @@
 #define DP_CLI_H
 
 #include <doppel/doppel.h>
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,11 @@ typedef struct dp_progress {
 void dp_progress_begin(dp_progress *p, const char *label, uint64_t total, bool quiet);
 void dp_progress_update(dp_progress *p, uint64_t done);
 void dp_progress_end(dp_progress *p, uint64_t done);
+/* A dp_progress_fn for the library: user_data is a dp_progress; a total of 0
+ * given at begin is taken from the first call. */
+int dp_cli_progress_cb(uint64_t done, uint64_t total, void *user_data);
+/* A JSON string of a file name, which need not be UTF-8. */
+json_t *dp_cli_json_str(const char *s);
 
 /* Command entry points. */
 int dp_cmd_model(int argc, char **argv);

@@ -26,21 +26,6 @@ static void help(FILE *f)
                "  -h, --help       this help\n");
 }
 
-static json_t *jstr(const char *s)
-{
-    gchar *v = g_utf8_make_valid(s, -1);
-    json_t *j = json_string(v);
-    g_free(v);
-    return j;
-}
-
-static int on_progress(uint64_t done, uint64_t total, void *user)
-{
-    (void)total;
-    dp_progress_update(user, done);
-    return 0;
-}
-
 int dp_cmd_dedup(int argc, char **argv)
 {
     static const struct option opts[] = {{"threshold", required_argument, 0, 'T'},
@@ -98,7 +83,7 @@ int dp_cmd_dedup(int argc, char **argv)
     }
     dp_progress bar;
     dp_progress_begin(&bar, "dedup", dp_index_count(ix), quiet || as_json);
-    dp.progress = on_progress;
+    dp.progress = dp_cli_progress_cb;
     dp.user_data = &bar;
     dp_dedup_result r;
     int rc = dp_dedup(ix, other, &dp, &r);
@@ -119,7 +104,7 @@ int dp_cmd_dedup(int argc, char **argv)
                 if (dp_index_get(ix, r.ids[i], &e)) continue;
                 if (as_json)
                     json_array_append_new(members, json_pack("{s:I, s:o}", "id", (json_int_t)e.id,
-                                                             "path", jstr(e.path)));
+                                                             "path", dp_cli_json_str(e.path)));
                 else
                     printf("  %8llu  %s\n", (unsigned long long)e.id, e.path);
             }
@@ -135,9 +120,9 @@ int dp_cmd_dedup(int argc, char **argv)
         for (size_t i = 0; i < r.n_pairs; i++) {
             if (dp_index_get(ix, r.a[i], &e) || dp_index_get(other, r.b[i], &e2)) continue;
             if (as_json)
-                json_array_append_new(pairs,
-                                      json_pack("{s:o, s:o, s:f}", "path", jstr(e.path), "match",
-                                                jstr(e2.path), "distance", (double)r.dist[i]));
+                json_array_append_new(
+                    pairs, json_pack("{s:o, s:o, s:f}", "path", dp_cli_json_str(e.path), "match",
+                                     dp_cli_json_str(e2.path), "distance", (double)r.dist[i]));
             else
                 printf("%.6f  %s  ~  %s\n", (double)r.dist[i], e.path, e2.path);
         }

@@ -59,13 +59,6 @@ static int sink(const dp_embed_result *r, void *user)
     return 0;
 }
 
-static int progress(uint64_t done, uint64_t total, void *user)
-{
-    (void)total;
-    dp_progress_update(user, done);
-    return 0;
-}
-
 int dp_cmd_embed(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -139,7 +132,7 @@ int dp_cmd_embed(int argc, char **argv)
     }
     dp_progress bar;
     dp_progress_begin(&bar, "embed", n, quiet || n < 2);
-    pp.progress = progress;
+    pp.progress = dp_cli_progress_cb;
     pp.user_data = &bar;
     if (dp_embed_files(e, paths, n, &pp, sink, &s)) {
         dp_progress_end(&bar, 0);

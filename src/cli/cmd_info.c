@@ -16,14 +16,6 @@ static void help(FILE *f)
                "  -h, --help  this help\n");
 }
 
-static json_t *jstr(const char *s)
-{
-    gchar *v = g_utf8_make_valid(s, -1);
-    json_t *j = json_string(v);
-    g_free(v);
-    return j;
-}
-
 static const char *metric_desc(int m)
 {
     switch (m) {
@@ -69,7 +61,7 @@ int dp_cmd_info(int argc, char **argv)
 
     if (as_json) {
         json_t *o = json_object();
-        json_object_set_new(o, "index", jstr(path));
+        json_object_set_new(o, "index", dp_cli_json_str(path));
         json_object_set_new(o, "format_version", json_integer(in.format_version));
         json_object_set_new(o, "file_bytes", json_integer((json_int_t)in.file_bytes));
         json_object_set_new(o, "commit", json_integer((json_int_t)in.commit_seq));
@@ -79,8 +71,9 @@ int dp_cmd_info(int argc, char **argv)
         json_object_set_new(o, "dim", json_integer(dp_index_dim(ix)));
         json_object_set_new(o, "metric", json_string(dp_metric_name(dp_index_metric(ix))));
         json_object_set_new(o, "normalized", json_boolean(dp_index_normalized(ix)));
-        json_object_set_new(o, "model", jstr(dp_index_model_name(ix)));
-        json_object_set_new(o, "model_fingerprint", jstr(dp_index_model_fingerprint(ix)));
+        json_object_set_new(o, "model", dp_cli_json_str(dp_index_model_name(ix)));
+        json_object_set_new(o, "model_fingerprint",
+                            dp_cli_json_str(dp_index_model_fingerprint(ix)));
         json_t *meta = json_object();
         for (size_t i = 0; i < nmeta; i++) {
             const char *key, *s;
@@ -90,7 +83,7 @@ int dp_cmd_info(int argc, char **argv)
             dp_index_meta_at(ix, i, &key, &t);
             gchar *k = g_utf8_make_valid(key, -1);
             if (t == DP_META_STR && !dp_index_get_meta_str(ix, key, &s))
-                json_object_set_new(meta, k, jstr(s));
+                json_object_set_new(meta, k, dp_cli_json_str(s));
             else if (t == DP_META_I64 && !dp_index_get_meta_i64(ix, key, &v))
                 json_object_set_new(meta, k, json_integer(v));
             else if (t == DP_META_F64 && !dp_index_get_meta_f64(ix, key, &f))
@@ -115,8 +108,8 @@ int dp_cmd_info(int argc, char **argv)
             const char *p, *r;
             if (dp_index_failure_at(ix, i, &p, &r)) continue;
             json_t *f = json_object();
-            json_object_set_new(f, "path", jstr(p));
-            json_object_set_new(f, "reason", jstr(r));
+            json_object_set_new(f, "path", dp_cli_json_str(p));
+            json_object_set_new(f, "reason", dp_cli_json_str(r));
             json_array_append_new(fails, f);
         }
         json_object_set_new(o, "failures", fails);

@@ -35,14 +35,6 @@ static void help(FILE *f)
                "  -h, --help          this help\n");
 }
 
-static json_t *jstr(const char *s)
-{
-    gchar *v = g_utf8_make_valid(s, -1);
-    json_t *j = json_string(v);
-    g_free(v);
-    return j;
-}
-
 typedef struct query {
     char *name;        /* as shown: "@12", "a/b.jpg", "q.npy[3]" */
     uint64_t exclude;  /* UINT64_MAX: none */
@@ -286,8 +278,8 @@ int dp_cmd_search(int argc, char **argv)
                 json_object_set_new(o, "rank", json_integer((json_int_t)r + 1));
                 json_object_set_new(o, "id", json_integer(id));
                 json_object_set_new(o, "distance", json_real(d));
-                json_object_set_new(o, "path", jstr(e.path));
-                json_object_set_new(o, "label", jstr(e.label));
+                json_object_set_new(o, "path", dp_cli_json_str(e.path));
+                json_object_set_new(o, "label", dp_cli_json_str(e.label));
                 json_array_append_new(res, o);
             } else {
                 printf("%4zu  %10.6f  %8lld  %s%s%s\n", r + 1, d, (long long)id,
@@ -296,13 +288,13 @@ int dp_cmd_search(int argc, char **argv)
         }
         if (as_json) {
             json_t *o = json_object();
-            json_object_set_new(o, "query", jstr(qs[i].name));
+            json_object_set_new(o, "query", dp_cli_json_str(qs[i].name));
             json_object_set_new(o, "results", res);
             json_array_append_new(jq, o);
         }
     }
     if (as_json) {
-        json_object_set_new(root, "index", jstr(path));
+        json_object_set_new(root, "index", dp_cli_json_str(path));
         json_object_set_new(root, "metric", json_string(dp_metric_name(metric)));
         json_object_set_new(root, "k", json_integer((json_int_t)sp.k));
         json_object_set_new(root, "queries", jq);

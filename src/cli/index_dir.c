@@ -38,30 +38,6 @@ static void help(FILE *f)
 }
 
 /* File names need not be UTF-8; JSON must be. */
-static json_t *json_path(const char *s)
-{
-    gchar *v = g_utf8_make_valid(s, -1);
-    json_t *j = json_string(v);
-    g_free(v);
-    return j;
-}
-
-typedef struct prog {
-    dp_progress bar;
-    bool started;
-} prog;
-
-static int on_progress(uint64_t done, uint64_t total, void *user)
-{
-    prog *p = user;
-    if (!p->started) {
-        p->bar.total = total;
-        p->started = true;
-    }
-    dp_progress_update(&p->bar, done);
-    return 0;
-}
-
 int dp_cli_index_dir(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
@@ -137,13 +113,13 @@ int dp_cli_index_dir(int argc, char **argv)
     dp_embedder *e = NULL;
     if (dp_embedder_open(&ep, &e)) return dp_cli_fail("index", "cannot load the model");
 
-    prog pr = {0};
-    dp_progress_begin(&pr.bar, "index", 0, quiet || as_json);
-    ip.progress = on_progress;
-    ip.user_data = &pr;
+    dp_progress bar;
+    dp_progress_begin(&bar, "index", 0, quiet || as_json);
+    ip.progress = dp_cli_progress_cb;
+    ip.user_data = &bar;
     dp_ingest_report rep;
     int rc = dp_ingest_dir(e, dir, out, &ip, &rep);
-    if (pr.started) dp_progress_end(&pr.bar, pr.bar.total);
+    if (bar.total) dp_progress_end(&bar, bar.total);
     if (rc) {
         dp_cli_fail("index", "%s", out);
         if (rc == DP_ERR_CANCELLED || rep.added + rep.updated == 0) goto finish;
@@ -165,12 +141,12 @@ int dp_cli_index_dir(int argc, char **argv)
     if (as_json) {
         json_t *fails = json_array();
         for (size_t i = 0; i < rep.failed; i++)
-            json_array_append_new(fails,
-                                  json_pack("{s:o, s:s}", "path", json_path(rep.failures[i].path),
-                                            "reason", rep.failures[i].reason));
+            json_array_append_new(fails, json_pack("{s:o, s:s}", "path",
+                                                   dp_cli_json_str(rep.failures[i].path), "reason",
+                                                   rep.failures[i].reason));
         json_t *root = json_pack(
             "{s:s, s:o, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f, s:f, s:o}", "index", out,
-            "folder", json_path(dir), "model", ei.name, "dim", ei.dim, "found",
+            "folder", dp_cli_json_str(dir), "model", ei.name, "dim", ei.dim, "found",
             (json_int_t)rep.found, "added", (json_int_t)rep.added, "updated",
             (json_int_t)rep.updated, "removed", (json_int_t)rep.removed, "unchanged",
             (json_int_t)rep.unchanged, "failed", (json_int_t)rep.failed, "rebuilt", rep.rebuilt,

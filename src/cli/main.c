@@ -2,6 +2,8 @@
  * declared once in the table below, which also drives `doppel help`. */
 #include "cli.h"
 
+#include <glib.h>
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,22 @@ static void prefer_passive_openmp(char **argv)
     setenv("DOPPEL_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", argv);
     /* exec failed (no /proc): carry on with the default policy */
+}
+
+int dp_cli_progress_cb(uint64_t done, uint64_t total, void *user_data)
+{
+    dp_progress *p = user_data;
+    if (!p->total) p->total = total;
+    dp_progress_update(p, done);
+    return 0;
+}
+
+json_t *dp_cli_json_str(const char *s)
+{
+    gchar *v = g_utf8_make_valid(s, -1);
+    json_t *j = json_string(v);
+    g_free(v);
+    return j;
 }
 
 int main(int argc, char **argv)
