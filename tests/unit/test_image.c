@@ -2,6 +2,7 @@
  * orientation, alpha, grey, CMYK, 16-bit, ICC-tagged, squash vs crop,
  * normalisation, and the bad-input cases (truncated, empty, not an image,
  * decompression bombs declared in a PNG or JPEG header). */
+#include "check.h"
 #include "doppel/image.h"
 
 #include <dirent.h>
@@ -14,17 +15,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <vips/vips.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static char tmpdir[256];
 static int have_avif;

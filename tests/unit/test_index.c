@@ -5,7 +5,7 @@
  * search, concurrent searches), crash safety (torn commit slot, garbage tail,
  * kill -9 of a committing child at random moments) and a corrupted-file suite
  * where each damage gets its own error and none crashes. */
-#define _GNU_SOURCE
+#include "testutil.h"
 #include "doppel/index.h"
 #include "index/index_internal.h"
 #include "util/util.h"
@@ -23,43 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
-
-static char tmpdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Deterministic data: vector of id-like seed s, normalised. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(2 * M_PI * v));
-}
 static void rand_unit(float *v, size_t d)
 {
     double s = 0;
@@ -74,10 +37,10 @@ static void rand_unit(float *v, size_t d)
 /* Vector that depends only on (seed, d): lets a reader check any row. */
 static void seeded_vec(uint64_t seed, float *v, size_t d)
 {
-    uint64_t save = rng_state;
-    rng_state = seed * 0x2545f4914f6cdd1dull + 1;
+    uint64_t save = rng;
+    rng = seed * 0x2545f4914f6cdd1dull + 1;
     rand_unit(v, d);
-    rng_state = save;
+    rng = save;
 }
 
 static double ref_dist(int metric, const float *x, const float *q, size_t d)
@@ -1108,11 +1071,7 @@ static void test_vectors_io(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_index.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    tu_begin("test_index");
     test_roundtrip();
     test_incremental();
     test_metadata();
@@ -1122,12 +1081,5 @@ int main(void)
     test_corruption();
     test_vectors_io();
     test_kill9();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed (files kept in %s)\n", failures, tmpdir);
-    else
-        printf("test_index: all passed\n");
-    return failures ? 1 : 0;
+    return tu_end("test_index");
 }

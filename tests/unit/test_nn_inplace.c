@@ -15,6 +15,7 @@
  *   z = relu(conv 1x1 (y) -> 16)
  *   q = Concat(a8, b8) of 8-channel convs of t (not block aligned: plain concat)
  * Outputs z, rc, q and the average pool of t with count_include_pad=1 (ai). */
+#include "check.h"
 #include "doppel/model.h"
 #include "nn_build.h"
 
@@ -23,17 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 enum { CX = 16, H = 11, W = 9, CY = 16 + 32 + 16 + 16 + 16 + 16, CZ = 16, NMAX = 2 };
 

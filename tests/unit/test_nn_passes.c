@@ -2,6 +2,7 @@
  * intermediate tensor, memory reuse and batch changes must not change what
  * the graph computes. The oracles are a naive convolution written here and
  * the same graph run with no_fusion (every node its own primitive). */
+#include "check.h"
 #include "doppel/model.h"
 #include "nn_build.h"
 
@@ -10,17 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 enum { C0 = 4, C1 = 8, H = 9, W = 7, NCLS = 3 };
 

@@ -5,24 +5,13 @@
  * second run, Barnes-Hut close to the exact repulsion (theta = 0), and
  * clear errors for bad input. */
 #define _GNU_SOURCE
+#include "check.h"
 #include "doppel/viz.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
 
 static uint64_t rs = 12345;
 static double urand(void)
