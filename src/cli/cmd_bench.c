@@ -5,6 +5,7 @@
  * and without an exact rerank), printing recall@k, queries/s
  * of single-threaded batch-1 queries (by CPU time and by wall time), p50/p99
  * latency, build time and the structure's bytes as CSV. */
+#include "bench.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -14,16 +15,27 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: doppel bench (--synthetic SPEC | --base FILE --queries FILE) [options]\n\n"
+            "usage: doppel bench (--synthetic SPEC | --base FILE --queries FILE | --hdf5 FILE |\n"
+            "                     --index FILE [--queries FILE]) [options]\n"
+            "       doppel bench --plot-csv RESULTS.csv --plot OUT.png [--plot-dataset NAME]\n\n"
             "Measure an ANN structure against the exact search on the same data.\n"
             "SPEC is clustered:N:D (Gaussian clusters, decaying variance spectrum) or\n"
             "book-random:N:D (i.i.d. normal rows, the book's 1,000,000 x 100 set); rows are\n"
-            "L2-normalised and seeded. Files are .fvecs or .npy.\n\n"
-            "  --nq N               queries for a synthetic set (default 1000)\n"
+            "L2-normalised and seeded. Vector files are .fvecs, .bvecs, .ivecs or .npy.\n"
+            "--hdf5 reads an ann-benchmarks file (train, test, neighbors, distances and the\n"
+            "metric in its 'distance' attribute: euclidean, or angular, searched as L2 over\n"
+            "normalised rows). --index takes the live rows of a doppel index, queries a\n"
+            "seeded sample of --nq of them unless --queries is given.\n\n"
+            "Columns: recall is ann-benchmarks' (a neighbour counts if its exact distance is\n"
+            "at most the k-th true distance + 1e-3), recall_ids the strict id overlap;\n"
+            "qps_cpu/qps_wall and p50/p99 are single-threaded batch-1 queries, qps_batch one\n"
+            "batch over batch_threads threads; peak_rss_mb is this process's VmHWM.\n\n"
+            "  --nq N               queries for a synthetic set or --index (default 1000)\n"
             "  --data-dir DIR       keep SPEC.base.fvecs, SPEC.query.fvecs, SPEC.gt.ivecs\n"
             "                       (exact top 100) there and reuse them on the next run\n"
             "  --gt FILE.ivecs      ground truth for --base/--queries (computed if absent)\n"
@@ -33,6 +45,7 @@ static void help(FILE *f)
             "  --ef LIST            search sweep (default 10,16,24,32,48,64,96,128,192,256,512)\n"
             "  --nlist N            IVF-PQ cells (default about 4 sqrt(N))\n"
             "  --m N                IVF-PQ sub-quantisers, dividing D (default about D/4)\n"
+            "  --opq                IVF-PQ: learn an OPQ rotation (then any --m up to D)\n"
             "  --nprobe LIST        IVF-PQ search sweep (default 1,2,4,8,16,32,64,128)\n"
             "  --rerank LIST        IVF-PQ exact rerank depths, 0 = none; each is swept over\n"
             "                       --nprobe (default 0,100)\n"
@@ -43,6 +56,12 @@ static void help(FILE *f)
             "  --save FILE          keep the index with its ANN structure\n"
             "  --load FILE          search FILE's stored structure instead of building\n"
             "                       (an index of the same base rows, e.g. from --save)\n"
+            "  --batch-threads N    threads of the batch run (default: all cores; 0 = skip)\n"
+            "  --plot OUT.png       draw recall against queries/s (log) from the CSV (--csv,\n"
+            "                       else OUT.png.csv is written), or from --plot-csv alone\n"
+            "  --plot-csv FILE      plot a results CSV (bench/ann/run.sh's) without benchmarking\n"
+            "  --plot-dataset NAME  only that dataset's rows (default: all, labelled by set)\n"
+            "  --plot-qps COLUMN    qps_cpu (default), qps_wall or qps_batch\n"
             "  -h, --help           this help\n");
 }
 
@@ -203,12 +222,23 @@ int dp_cmd_bench(int argc, char **argv)
                                          {"m", required_argument, 0, 'P'},
                                          {"nprobe", required_argument, 0, 'p'},
                                          {"rerank", required_argument, 0, 'R'},
+                                         {"opq", no_argument, 0, 'O'},
+                                         {"hdf5", required_argument, 0, 1000},
+                                         {"index", required_argument, 0, 1001},
+                                         {"batch-threads", required_argument, 0, 1002},
+                                         {"plot", required_argument, 0, 1003},
+                                         {"plot-csv", required_argument, 0, 1004},
+                                         {"plot-dataset", required_argument, 0, 1005},
+                                         {"plot-qps", required_argument, 0, 1006},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *spec = NULL, *base_f = NULL, *query_f = NULL, *gt_f = NULL, *dir = NULL,
                *csv = NULL, *save = NULL, *load = NULL,
                *ef_list = "10,16,24,32,48,64,96,128,192,256,512", *np_list = "1,2,4,8,16,32,64,128",
-               *rr_list = "0,100";
+               *rr_list = "0,100", *hdf5_f = NULL, *index_f = NULL, *plot_png = NULL,
+               *plot_csv = NULL, *plot_ds = NULL, *plot_qps = "qps_cpu";
+    long bt = sysconf(_SC_NPROCESSORS_ONLN);
+    int batch_threads = bt > 0 ? (int)bt : 1;
     size_t nq_syn = 1000, k = 10;
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.threads = 2;
@@ -281,6 +311,31 @@ int dp_cmd_bench(int argc, char **argv)
         case 'R':
             rr_list = optarg;
             break;
+        case 'O':
+            bp.opq = true;
+            break;
+        case 1000:
+            hdf5_f = optarg;
+            break;
+        case 1001:
+            index_f = optarg;
+            break;
+        case 1002:
+            batch_threads = atoi(optarg);
+            if (batch_threads < 0) return dp_cli_usage("bench", "--batch-threads must be >= 0");
+            break;
+        case 1003:
+            plot_png = optarg;
+            break;
+        case 1004:
+            plot_csv = optarg;
+            break;
+        case 1005:
+            plot_ds = optarg;
+            break;
+        case 1006:
+            plot_qps = optarg;
+            break;
         case 'h':
             help(stdout);
             return DP_EXIT_OK;
@@ -289,12 +344,34 @@ int dp_cmd_bench(int argc, char **argv)
         }
     }
     if (optind != argc) return dp_cli_usage("bench", "unexpected argument '%s'", argv[optind]);
-    if (!spec == !base_f) return dp_cli_usage("bench", "give --synthetic SPEC or --base FILE");
+    int sources = !!spec + !!base_f + !!hdf5_f + !!index_f;
+    if (plot_csv && !sources) {
+        if (!plot_png) return dp_cli_usage("bench", "--plot-csv needs --plot OUT.png");
+        return dp_bench_plot_csv(plot_csv, plot_png, plot_ds, plot_qps) ? DP_EXIT_ERROR
+                                                                        : DP_EXIT_OK;
+    }
+    if (sources != 1)
+        return dp_cli_usage("bench",
+                            "give one of --synthetic SPEC, --base FILE, --hdf5 FILE, --index FILE");
     if (base_f && !query_f) return dp_cli_usage("bench", "--base needs --queries");
+    if (query_f && !base_f && !index_f)
+        return dp_cli_usage("bench", "--queries goes with --base or --index");
+    if (hdf5_f && !dp_bench_have_hdf5()) {
+        dp_bench_set none;
+        dp_bench_load_hdf5(hdf5_f, &none); /* says how to get HDF5 support */
+        return DP_EXIT_ERROR;
+    }
+    char csv_auto[1100];
+    if (plot_png && !csv) {
+        snprintf(csv_auto, sizeof csv_auto, "%s.csv", plot_png);
+        csv = csv_auto;
+    }
     bp.seed = seed;
 
     float *X = NULL, *Q = NULL;
     size_t n = 0, d = 0, nq = 0, gn = 0, gk = 0;
+    int metric = DP_BENCH_EUCLIDEAN;
+    double *thr = NULL;
     int32_t *gt = NULL;
     char name[256], pb[1024], pq[1024], pg[1024];
     int rc = DP_EXIT_ERROR;
@@ -345,15 +422,73 @@ int dp_cmd_bench(int argc, char **argv)
         }
         if (dir) gt_f = pg;
     } else {
-        size_t d2;
-        snprintf(name, sizeof name, "%s", base_f);
-        if (dp_vectors_load(base_f, 0, &X, &n, &d) || dp_vectors_load(query_f, 0, &Q, &nq, &d2)) {
-            dp_cli_fail("bench", "cannot load vectors");
+        /* files: named after the file, cached for the peers under --data-dir */
+        const char *src = base_f ? base_f : hdf5_f ? hdf5_f : index_f;
+        const char *bn = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+        snprintf(name, sizeof name, "%s", bn);
+        char *dot = strrchr(name, '.');
+        if (dot && dot != name) *dot = '\0';
+        dp_bench_set fs = {0};
+        size_t d2 = 0;
+        if (hdf5_f    ? dp_bench_load_hdf5(hdf5_f, &fs)
+            : index_f ? dp_bench_load_index(index_f, &fs)
+                      : dp_bench_load_vectors(base_f, &fs.base, &fs.n, &fs.dim))
             goto done;
+        metric = fs.metric;
+        X = fs.base;
+        n = fs.n;
+        d = fs.dim;
+        Q = fs.queries;
+        nq = fs.nq;
+        gt = fs.gt;
+        gn = fs.gt ? fs.nq : 0;
+        gk = fs.gt_k;
+        if (query_f) {
+            free(Q);
+            Q = NULL;
+            if (dp_bench_load_vectors(query_f, &Q, &nq, &d2)) goto done;
+            if (metric == DP_BENCH_ANGULAR)
+                for (size_t i = 0; i < nq; i++)
+                    normalise(Q + i * d2, d2);
+        } else if (index_f) {
+            fs.queries = NULL;
+            if (dp_bench_sample_queries(&fs, nq_syn, seed)) goto done;
+            Q = fs.queries;
+            nq = fs.nq;
+            d2 = d;
+            snprintf(name + strlen(name), sizeof name - strlen(name), "-q%zu-s%llu", nq,
+                     (unsigned long long)seed);
+        } else {
+            d2 = d;
         }
         if (d2 != d) {
             fprintf(stderr, "doppel bench: base has dimension %zu, queries %zu\n", d, d2);
             goto done;
+        }
+        if (gt && gk < k) {
+            fprintf(stderr, "doppel bench: %s holds %zu true neighbours per query, -k is %zu\n",
+                    src, gk, k);
+            goto done;
+        }
+        if (dir) {
+            if (mkdir(dir, 0755) && errno != EEXIST) {
+                fprintf(stderr, "doppel bench: cannot create %s\n", dir);
+                goto done;
+            }
+            snprintf(pb, sizeof pb, "%s/%s.base.fvecs", dir, name);
+            snprintf(pq, sizeof pq, "%s/%s.query.fvecs", dir, name);
+            snprintf(pg, sizeof pg, "%s/%s.gt.ivecs", dir, name);
+            char pm[1100];
+            snprintf(pm, sizeof pm, "%s/%s.metric", dir, name);
+            FILE *mf = fopen(pm, "w");
+            if (!mf || fputs(metric == DP_BENCH_ANGULAR ? "angular\n" : "euclidean\n", mf) < 0 ||
+                fclose(mf) || (!exists(pb) && dp_bench_write_vecs(pb, X, n, d)) ||
+                (!exists(pq) && dp_bench_write_vecs(pq, Q, nq, d)) ||
+                (gt && !exists(pg) && dp_bench_write_vecs(pg, gt, nq, gk))) {
+                fprintf(stderr, "doppel bench: cannot write the data to %s\n", dir);
+                goto done;
+            }
+            if (!gt_f) gt_f = pg;
         }
     }
 
@@ -386,7 +521,9 @@ int dp_cmd_bench(int argc, char **argv)
             goto done;
         }
     }
-    if (gt_f && exists(gt_f)) {
+    if (gt) {
+        /* the source's own (ann-benchmarks neighbors) */
+    } else if (gt_f && exists(gt_f)) {
         gt = read_ivecs(gt_f, &gn, &gk);
         if (!gt || gn != nq || gk < k) {
             fprintf(stderr, "doppel bench: %s does not fit the queries\n", gt_f);
@@ -438,16 +575,20 @@ int dp_cmd_bench(int argc, char **argv)
         fprintf(stderr, "doppel bench: cannot write %s\n", csv);
         goto done;
     }
+    /* bench/ann's peer drivers print these columns too */
     const char *hdr = "impl,dataset,params,search,recall,qps_cpu,qps_wall,p50_us,p99_us,"
-                      "build_s,build_cpu_s,bytes\n";
+                      "build_s,build_cpu_s,bytes,recall_ids,qps_batch,batch_threads,peak_rss_mb\n";
     printf("%s", hdr);
     if (cf) fputs(hdr, cf);
-    ids = malloc(k * sizeof *ids);
+    dp_bench_set view = {.base = X, .queries = Q, .n = n, .nq = nq, .dim = d, .metric = metric};
+    ids = malloc(nq * k * sizeof *ids);
+    thr = malloc(nq * sizeof *thr);
     double *lat = malloc(nq * sizeof *lat);
-    if (!ids || !lat) {
+    if (!ids || !lat || !thr) {
         free(lat);
         goto done;
     }
+    dp_bench_thresholds(&view, gt, gk, k, thr);
     bool is_pq = info.kind == DP_ANN_IVFPQ;
     if (is_pq && !info.nlist)
         fprintf(stderr, "note: %zu rows are fewer than %d: IVF-PQ searches exactly\n", n,
@@ -468,7 +609,7 @@ int dp_cmd_bench(int argc, char **argv)
             sp.nprobe = ef;
             sp.rerank = rrs[ri];
             sp.threads = 1;
-            size_t hit = 0;
+            size_t hit = 0, hit_tie = 0;
             /* one warm-up pass over a few queries so page faults are not timed */
             for (size_t i = 0; i < nq && i < 50; i++)
                 dp_ann_search(a, Q + i * d, 1, &sp, ids, NULL);
@@ -482,21 +623,33 @@ int dp_cmd_bench(int argc, char **argv)
                     goto done;
                 }
                 lat[i] = wall_now() - t;
-                for (size_t j = 0; j < k; j++)
-                    for (size_t m = 0; m < k; m++)
-                        if (ids[m] == gt[i * gk + j]) {
-                            hit++;
-                            break;
-                        }
+                size_t hs, ht;
+                dp_bench_score(&view, i, ids, k, gt, gk, thr[i], &hs, &ht);
+                hit += hs;
+                hit_tie += ht;
             }
             double ct = cpu_now() - cs, wt = wall_now() - ws;
+            /* the same queries as one batch over all threads (throughput) */
+            double qps_batch = 0;
+            if (batch_threads > 0) {
+                dp_ann_search_params bsp = sp;
+                bsp.threads = batch_threads;
+                double bs = wall_now();
+                if (dp_ann_search(a, Q, nq, &bsp, ids, NULL)) {
+                    dp_cli_fail("bench", "batch search");
+                    free(list);
+                    free(lat);
+                    goto done;
+                }
+                qps_batch = (double)nq / (wall_now() - bs);
+            }
             qsort(lat, nq, sizeof *lat, cmp_double);
-            char row[512], params[96], impl[48], search[48];
+            char row[640], params[96], impl[48], search[48];
             if (is_pq) {
                 /* the rerank reads the raw vectors: counted with them */
                 snprintf(impl, sizeof impl, "doppel-ivfpq%s", sp.rerank ? "-rerank" : "");
-                snprintf(params, sizeof params, "nlist=%u m=%u%s", info.nlist, info.pq_m,
-                         sp.rerank ? " +raw" : "");
+                snprintf(params, sizeof params, "nlist=%u m=%u%s%s", info.nlist, info.pq_m,
+                         info.opq ? " opq" : "", sp.rerank ? " +raw" : "");
                 snprintf(search, sizeof search, sp.rerank ? "nprobe=%zu R=%zu" : "nprobe=%zu", ef,
                          sp.rerank);
             } else {
@@ -505,10 +658,13 @@ int dp_cmd_bench(int argc, char **argv)
                 snprintf(search, sizeof search, "ef=%zu", ef);
             }
             size_t bytes = info.bytes + (is_pq && sp.rerank ? n * d * sizeof(float) : 0);
-            snprintf(row, sizeof row, "%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu\n", impl,
-                     name, params, search, (double)hit / (double)(nq * k), (double)nq / ct,
+            snprintf(row, sizeof row,
+                     "%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu,%.4f,%.0f,%d,%.1f\n", impl,
+                     name, params, search, (double)hit_tie / (double)(nq * k), (double)nq / ct,
                      (double)nq / wt, lat[nq / 2] * 1e6,
-                     lat[(size_t)(0.99 * (double)(nq - 1))] * 1e6, build_wall, build_cpu, bytes);
+                     lat[(size_t)(0.99 * (double)(nq - 1))] * 1e6, build_wall, build_cpu, bytes,
+                     (double)hit / (double)(nq * k), qps_batch, batch_threads,
+                     dp_bench_peak_rss_mb());
             printf("%s", row);
             fflush(stdout);
             if (cf) fputs(row, cf);
@@ -516,9 +672,20 @@ int dp_cmd_bench(int argc, char **argv)
         free(list);
     }
     free(lat);
+    if (cf) {
+        int e = fclose(cf);
+        cf = NULL;
+        if (e) {
+            fprintf(stderr, "doppel bench: cannot write %s\n", csv);
+            goto done;
+        }
+    }
+    if (plot_png && dp_bench_plot_csv(plot_csv ? plot_csv : csv, plot_png, plot_ds, plot_qps))
+        goto done;
     rc = DP_EXIT_OK;
 done:
     if (cf) fclose(cf);
+    free(thr);
     dp_ann_free(a);
     dp_index_free(ix);
     free(X);
