@@ -8,6 +8,7 @@ PKGS=(
   libdnnl-dev libvips-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libonnx-testdata libopenblas-dev liblapacke-dev libmicrohttpd-dev
   libjansson-dev libcairo2-dev fonts-dejavu-core libvips-tools python3 python3-numpy python3-onnx
+  libhdf5-dev
   nodejs npm
 )
 

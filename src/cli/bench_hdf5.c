@@ -6,6 +6,7 @@
  * says so). */
 #include "bench.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +128,7 @@ int dp_bench_load_hdf5(const char *path, dp_bench_set *out)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack dump */
     FILE *probe = fopen(path, "rb");
     if (!probe) {
-        perror(path);
+        fprintf(stderr, "doppel bench: %s: %s\n", path, strerror(errno));
         return -1;
     }
     fclose(probe);

@@ -10,6 +10,7 @@
 
 #include <doppel/chart.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,7 @@ int dp_bench_plot_csv(const char *csv, const char *png, const char *dataset, con
 {
     FILE *f = fopen(csv, "rb");
     if (!f) {
-        perror(csv);
+        fprintf(stderr, "doppel bench: %s: %s\n", csv, strerror(errno));
         return -1;
     }
     char *buf = NULL;
