@@ -4,14 +4,18 @@ the best single-thread queries/s (by CPU time, the machine being shared) at
 recall@10 >= 0.90, 0.95, 0.99 (over all rounds: each round's sweep is
 interpolated separately and the best round kept), and doppel's ratio to each
 peer (doppel-hnsw against the graph peers, doppel-ivfpq[-rerank] against
-faiss-ivfpq[-refine]). Markdown on stdout."""
-import csv, sys
+faiss-ivfpq[-refine]). Recall is the `recall` column: ann-benchmarks'
+tie-tolerant recall for the drivers that print recall_ids beside it
+(doppel, hnswlib, usearch), the id overlap for the others. Peak RSS is the
+largest any row of that implementation reports (each driver is its own
+process). Markdown on stdout."""
+import csv, re, sys
 from collections import defaultdict
 
 rows = list(csv.DictReader(open(sys.argv[1])))
 data = defaultdict(list)  # (dataset, impl) -> rows
 for r in rows:
-    ds = r["dataset"].replace("-s42-q1000-g2", "")
+    ds = re.sub(r"-s\d+-q\d+-g\d+$", "", r["dataset"])
     data[(ds, r["impl"])].append(r)
 
 
@@ -25,9 +29,14 @@ def best_at(rs, target):
 
 
 TH = [0.50, 0.70, 0.90, 0.95, 0.99]
-print("| dataset | implementation | build CPU-s | build wall s | MB | " +
+def rss(rs):
+    v = [float(r["peak_rss_mb"]) for r in rs if r.get("peak_rss_mb")]
+    return "%.0f" % max(v) if v else "-"
+
+
+print("| dataset | implementation | build CPU-s | build wall s | MB | peak RSS MB | " +
       " | ".join("q/s @ %.2f" % t for t in TH) + " |")
-print("|---|---|---|---|---|" + "---|" * len(TH))
+print("|---|---|---|---|---|---|" + "---|" * len(TH))
 res = {}
 for (ds, impl), rs in sorted(data.items()):
     b = min(float(r["build_cpu_s"]) for r in rs)
@@ -35,8 +44,8 @@ for (ds, impl), rs in sorted(data.items()):
     mb = float(rs[0]["bytes"]) / 1e6
     q = [best_at(rs, t) for t in TH]
     res[(ds, impl)] = (q, b)
-    print("| %s | %s | %.1f | %.1f | %.0f | %s |" % (
-        ds, impl, b, bw, mb, " | ".join("%.0f" % x if x else "-" for x in q)))
+    print("| %s | %s | %.1f | %.1f | %.0f | %s | %s |" % (
+        ds, impl, b, bw, mb, rss(rs), " | ".join("%.0f" % x if x else "-" for x in q)))
 print()
 print("| dataset | doppel / peer (q/s) | " + " | ".join("@ %.2f" % t for t in TH) + " | peer / doppel build CPU |")
 print("|---|---|" + "---|" * len(TH) + "---|")

@@ -57,6 +57,8 @@ static void fit_axis(axis *ax, double lo, double hi, double want_lo, double want
     if (!isfinite(lo) || !isfinite(hi)) lo = hi = ax->log ? 1 : 0;
     if (ax->log) {
         if (hi <= lo) hi = lo * 10;
+        lo /= 1.12; /* keep markers off the frame */
+        hi *= 1.12;
         lo = pow(10, floor(log10(lo) * 4) / 4); /* quarter decades */
         hi = pow(10, ceil(log10(hi) * 4) / 4);
     } else {
