@@ -13,6 +13,7 @@
 #include "doppel/ingest.h"
 #include "doppel/io.h"
 #include "doppel/model.h"
+#include "doppel/pca.h"
 #include "doppel/viz.h"
 
 #endif

@@ -19,7 +19,9 @@
  *   "hist"  - 8x8x8 colour histogram (512-d), the chapter's RGB-histogram
  *             baseline;
  *   "phash" - 64-bit DCT perceptual hash stored as 64 values of +-1/8, so the
- *             squared L2 distance between two hashes is Hamming / 16. */
+ *             squared L2 distance between two hashes is Hamming / 16;
+ *   "thumb8" - the whole image squashed to 8x8 RGB (192-d), L2-normalised:
+ *             the chapter's tiny-thumbnail baseline. */
 #ifndef DOPPEL_EMBED_H
 #define DOPPEL_EMBED_H
 
@@ -36,7 +38,8 @@ extern "C" {
 typedef struct dp_embedder dp_embedder;
 
 typedef struct dp_embedder_params {
-    /* A model name ("inception-v3", "mobilenet-v2-mid", "hist", "phash"), a
+    /* A model name ("inception-v3", "mobilenet-v2-mid", "hist", "phash",
+     * "thumb8"), a
      * path to an .onnx file (its preprocessing read from the .json beside it
      * if there is one), or NULL for DP_DEFAULT_MODEL. */
     const char *model;

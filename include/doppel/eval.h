@@ -32,7 +32,9 @@
  * Metrics the index searches (l2, cosine, ip, l1) go through
  * dp_index_search; Minkowski p, which the index lacks, is a brute force here
  * over the same candidates (cost n^2 * dim pow calls: use a sample on large
- * sets). */
+ * sets); weighted l2 (weights = PCA's per-axis variance, from the index's
+ * PCA) is plain l2 on a copy of the vectors scaled by sqrt(w), searched by
+ * an in-memory index. */
 #ifndef DOPPEL_EVAL_H
 #define DOPPEL_EVAL_H
 
@@ -79,14 +81,19 @@ typedef struct dp_eval_params {
     /* Return the database's paths in the report (e.g. to hand the very same
      * sample to another tool). */
     bool list_database;
+    /* Weighted squared l2, sum_i w_i (x_i - q_i)^2, with w_i the variance
+     * of PCA axis i (the index's "pca" section; DP_ERR_NOT_FOUND with a
+     * message saying to run doppel pca when there is none), divided by the
+     * first axis's. Searched exactly on a copy of the vectors scaled by sqrt(w),
+     * which turns it into plain l2. metric and minkowski_p are ignored. */
+    bool weighted_l2;
 } dp_eval_params;
 
 DP_API dp_eval_params dp_eval_default_params(void);
 
-/* Parse "l2", "cosine", "ip", "l1" or "minkowski:P" (P > 0, e.g. 3 or 0.5)
- * into params->metric / params->minkowski_p. "weighted-l2" gives
- * DP_ERR_UNSUPPORTED (it needs PCA's explained variance stored in the index,
- * which does not exist yet); anything else DP_ERR_INVALID. */
+/* Parse "l2", "cosine", "ip", "l1", "minkowski:P" (P > 0, e.g. 3 or 0.5) or
+ * "weighted-l2" into params->metric / minkowski_p / weighted_l2; anything
+ * else DP_ERR_INVALID. */
 DP_API int dp_eval_parse_metric(const char *name, dp_eval_params *params);
 
 typedef struct dp_eval_label {
@@ -127,6 +134,58 @@ typedef struct dp_eval_report {
  * long as both. */
 DP_API int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *out);
 DP_API void dp_eval_report_free(dp_eval_report *r);
+
+/* ---- PCA sweep ------------------------------------------------------------ *
+ * How much can PCA shrink the vectors before accuracy drops (the chapter's
+ * Figure 4-14)? One PCA is fitted on every live vector of the index, with as
+ * many axes as the largest dims asked for; each row then keeps the first
+ * `dims` axes (the same as fitting with that many), renormalised when the
+ * index is normalised, in an in-memory index with the same entries, and
+ * evaluates it with dp_eval_index (same params: sample, labels, metric).
+ * Search time is the exact search (dp_index_search, params.threads) of every
+ * live vector as a query for its k + 1 nearest, the best of `repeats` runs.
+ * A dims of 0 is the index's own vectors (no PCA), the reference row. */
+
+typedef struct dp_eval_sweep_row {
+    size_t dims;     /* 0: the original vectors */
+    bool skipped;    /* dims above the vectors' dimension or the row count */
+    double variance; /* share of the total variance the kept axes hold (1 for dims 0) */
+    double precision_at_k, top1, map100;
+    bool has_instances;
+    double instance_recall1;
+    double search_seconds; /* exact search of every vector as a query */
+    size_t n_queries_timed;
+    uint64_t vector_bytes; /* n x dims x 4 */
+} dp_eval_sweep_row;
+
+DP_API int dp_eval_pca_sweep(const dp_index *ix, const dp_eval_params *p, const size_t *dims,
+                             size_t n_dims, int repeats, dp_eval_sweep_row *rows);
+
+/* ---- Plots ----------------------------------------------------------------- *
+ * Just enough plotting for the evaluation's figures: line and scatter
+ * series on linear or log-x axes, panels side by side, PNG through cairo. */
+
+typedef struct dp_plot_series {
+    const char *name; /* legend entry, or NULL */
+    const double *x, *y;
+    size_t n;
+    const char *const *labels; /* text beside each point, or NULL */
+    bool markers;              /* a dot at each point */
+    bool no_line;              /* points only */
+} dp_plot_series;
+
+typedef struct dp_plot_panel {
+    const char *title, *xlabel, *ylabel;
+    const dp_plot_series *series;
+    size_t n_series;
+    bool log_x;
+    double xmin, xmax, ymin, ymax; /* NAN = from the data */
+} dp_plot_panel;
+
+DP_API dp_plot_panel dp_plot_default_panel(void);
+/* width/height 0: 640 per panel x 480. */
+DP_API int dp_plot_png(const char *out_png, const dp_plot_panel *panels, size_t n_panels, int width,
+                       int height);
 
 #ifdef __cplusplus
 }

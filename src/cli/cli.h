@@ -50,6 +50,7 @@ json_t *dp_cli_json_str(const char *s);
 int dp_cmd_model(int argc, char **argv);
 int dp_cmd_embed(int argc, char **argv);
 int dp_cmd_eval(int argc, char **argv);
+int dp_cmd_pca(int argc, char **argv);
 int dp_cmd_dedup(int argc, char **argv);
 int dp_cmd_export(int argc, char **argv);
 int dp_cmd_index(int argc, char **argv);

@@ -15,7 +15,8 @@ static void help(FILE *f)
     fprintf(
         f,
         "usage: doppel eval INDEX [-k K] [--labels MANIFEST.tsv] [--sample N] [--queries N]\n"
-        "                         [--seed S] [--metric LIST] [--json]\n\n"
+        "                         [--seed S] [--metric LIST] [--json]\n"
+        "       doppel eval INDEX --pca-sweep 1,2,5,10,20,50,100 [--plot sweep.png] [options]\n\n"
         "Use every labelled image (label = parent folder, or the manifest's class) as a\n"
         "query against the rest and report precision@k (the share of the k nearest with\n"
         "the query's label), top-1 accuracy, mAP@100, the worst labels and the most\n"
@@ -30,7 +31,15 @@ static void help(FILE *f)
         "  --queries N      evaluate a random subsample of N queries (default: all)\n"
         "  --seed S         seed for the samples (default 1)\n"
         "  --metric LIST    comma-separated: l2, cosine, ip, l1, minkowski:P, weighted-l2\n"
-        "                   (default: the index's); two or more print a table\n"
+        "                   (default: the index's); two or more print a table.\n"
+        "                   weighted-l2 weighs PCA axis i by its variance (needs doppel pca)\n"
+        "  --pca-sweep LIST for each number of axes in LIST: project the vectors on that\n"
+        "                   many principal axes (one PCA fit on all vectors, in memory; the\n"
+        "                   index is not changed), evaluate, and time the exact search of\n"
+        "                   every vector as a query; the first row is the vectors as stored\n"
+        "  --plot FILE.png  with --pca-sweep: search time against accuracy, each point\n"
+        "                   labelled with its number of axes\n"
+        "  --repeats N      with --pca-sweep: time the search N times, keep the best (3)\n"
         "  --threads N      search threads (default: all cores)\n"
         "  --json           machine-readable output\n"
         "  -h, --help       this help\n");
@@ -99,14 +108,188 @@ static void print_report(const char *path, const char *model, const dp_eval_repo
                r->confusions[i].count);
 }
 
+#define MAX_SWEEP 64
+
+static int sweep_plot(const char *png, const char *path, const char *model,
+                      const dp_eval_sweep_row *rows, size_t n, size_t k)
+{
+    double x[MAX_SWEEP], y1[MAX_SWEEP], yk[MAX_SWEEP];
+    char lab[MAX_SWEEP][24];
+    const char *labels[MAX_SWEEP];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].skipped) continue;
+        x[m] = rows[i].search_seconds * 1e3;
+        y1[m] = rows[i].top1;
+        yk[m] = rows[i].precision_at_k;
+        if (rows[i].dims)
+            snprintf(lab[m], sizeof lab[m], "%zu", rows[i].dims);
+        else
+            snprintf(lab[m], sizeof lab[m], "all (%s)", "no PCA");
+        labels[m] = lab[m];
+        m++;
+    }
+    char pk[32], title[512];
+    snprintf(pk, sizeof pk, "precision@%zu", k);
+    const char *base = strrchr(path, '/');
+    snprintf(title, sizeof title, "PCA sweep: %s (%s)", base ? base + 1 : path, model);
+    dp_plot_series s[2] = {{.name = "top-1",
+                            .x = x,
+                            .y = y1,
+                            .n = m,
+                            .labels = labels,
+                            .markers = true,
+                            .no_line = true},
+                           {.name = pk, .x = x, .y = yk, .n = m, .markers = true, .no_line = true}};
+    dp_plot_panel p = dp_plot_default_panel();
+    p.title = title;
+    p.xlabel = "exact search of every vector as a query (ms, best run)";
+    p.ylabel = "accuracy";
+    p.series = s;
+    p.n_series = 2;
+    p.log_x = true;
+    if (dp_plot_png(png, &p, 1, 900, 600)) return dp_cli_fail("eval", "plot");
+    return 0;
+}
+
+static int run_sweep(const char *path, const char *list, const char *plot, const char *metric,
+                     const char *labels_path, dp_eval_params *ep, int repeats, bool as_json)
+{
+    size_t dims[MAX_SWEEP], n = 0;
+    dims[n++] = 0; /* the stored vectors: the reference row */
+    char *end;
+    for (const char *s = list; *s;) {
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end == s || v < 1 || v > 65536 || (*end && *end != ','))
+            return dp_cli_usage("eval",
+                                "--pca-sweep: '%s' is not a comma-separated list of "
+                                "numbers in 1..65536",
+                                list);
+        if (n == MAX_SWEEP)
+            return dp_cli_usage("eval", "--pca-sweep: at most %d values", MAX_SWEEP - 1);
+        dims[n++] = (size_t)v;
+        s = *end ? end + 1 : end;
+    }
+    if (metric) {
+        if (strchr(metric, ',')) return dp_cli_usage("eval", "--pca-sweep takes one --metric");
+        if (dp_eval_parse_metric(metric, ep)) return dp_cli_usage("eval", "%s", dp_last_error());
+        if (ep->weighted_l2)
+            return dp_cli_usage("eval", "--pca-sweep and weighted-l2 exclude each other (the "
+                                        "sweep's projections have no stored PCA)");
+    }
+    dp_index *ix = NULL;
+    dp_eval_labels *labels = NULL;
+    dp_eval_sweep_row rows[MAX_SWEEP];
+    int status = DP_EXIT_OK;
+    if (dp_index_open(path, NULL, &ix)) {
+        status = dp_cli_fail("eval", "cannot open %s", path);
+        goto out;
+    }
+    if (labels_path && dp_eval_labels_load(labels_path, &labels)) {
+        status = dp_cli_fail("eval", "cannot read labels");
+        goto out;
+    }
+    ep->labels = labels;
+    if (dp_eval_pca_sweep(ix, ep, dims, n, repeats, rows)) {
+        status = dp_cli_fail("eval", "%s: PCA sweep", path);
+        goto out;
+    }
+    const char *model = dp_index_model_name(ix);
+    model = model && *model ? model : "?";
+    size_t k = ep->k ? ep->k : 4;
+    double ref = rows[0].search_seconds;
+    if (as_json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const dp_eval_sweep_row *r = &rows[i];
+            json_t *o =
+                json_pack("{s:I, s:b}", "dims", (json_int_t)(r->dims ? r->dims : dp_index_dim(ix)),
+                          "pca", r->dims != 0);
+            if (r->skipped) {
+                json_object_set_new(o, "skipped", json_true());
+            } else {
+                json_object_set_new(o, "variance", json_real(r->variance));
+                json_object_set_new(o, "precision_at_k", json_real(r->precision_at_k));
+                json_object_set_new(o, "top1", json_real(r->top1));
+                json_object_set_new(o, "map100", json_real(r->map100));
+                if (r->has_instances)
+                    json_object_set_new(o, "instance_recall1", json_real(r->instance_recall1));
+                json_object_set_new(o, "search_seconds", json_real(r->search_seconds));
+                json_object_set_new(o, "queries_timed",
+                                    json_integer((json_int_t)r->n_queries_timed));
+                json_object_set_new(o, "vector_bytes", json_integer((json_int_t)r->vector_bytes));
+            }
+            json_array_append_new(a, o);
+        }
+        json_t *root =
+            json_pack("{s:s, s:s, s:s?, s:I, s:i, s:o}", "index", path, "model", model, "labels",
+                      labels_path, "k", (json_int_t)k, "repeats", repeats, "sweep", a);
+        if (ep->sample) {
+            json_object_set_new(root, "sample", json_integer((json_int_t)ep->sample));
+            json_object_set_new(root, "seed", json_integer((json_int_t)ep->seed));
+        }
+        json_dumpf(root, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
+        printf("%s (%s): PCA sweep, one fit on all %zu vectors%s; search = exact k=%zu of every "
+               "vector as a query, best of %d\n",
+               path, model, dp_index_count(ix),
+               ep->sample ? "; accuracy on the class-proportional sample" : "", k + 1, repeats);
+        printf("%6s %9s %11s@%-2zu %7s %8s %9s %10s %8s %10s\n", "dims", "variance", "precision", k,
+               "top-1", "mAP@100", "inst-R@1", "search s", "speedup", "vector MB");
+        for (size_t i = 0; i < n; i++) {
+            const dp_eval_sweep_row *r = &rows[i];
+            char d[24];
+            if (r->dims)
+                snprintf(d, sizeof d, "%zu", r->dims);
+            else
+                snprintf(d, sizeof d, "%u*", dp_index_dim(ix));
+            if (r->skipped) {
+                printf("%6s skipped: more axes than the vectors' %u dimensions\n", d,
+                       dp_index_dim(ix));
+                continue;
+            }
+            printf("%6s %9.4f %14.4f %7.4f %8.4f", d, r->variance, r->precision_at_k, r->top1,
+                   r->map100);
+            if (r->has_instances)
+                printf(" %9.4f", r->instance_recall1);
+            else
+                printf(" %9s", "-");
+            printf(" %10.4f %7.2fx %10.2f\n", r->search_seconds,
+                   r->search_seconds > 0 ? ref / r->search_seconds : 0, r->vector_bytes / 1e6);
+        }
+        printf("(* the vectors as stored, no PCA)\n");
+    }
+    if (plot && !status) {
+        if (sweep_plot(plot, path, model, rows, n, k))
+            status = DP_EXIT_ERROR;
+        else if (!as_json)
+            printf("plot: %s\n", plot);
+    }
+out:
+    dp_eval_labels_free(labels);
+    dp_index_free(ix);
+    return status;
+}
+
 int dp_cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"queries", required_argument, 0, 'Q'}, {"sample", required_argument, 0, 'N'},
-        {"seed", required_argument, 0, 'S'},    {"labels", required_argument, 0, 'L'},
-        {"metric", required_argument, 0, 'M'},  {"sample-list", required_argument, 0, 'W'},
-        {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"queries", required_argument, 0, 'Q'},
+                                         {"sample", required_argument, 0, 'N'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"labels", required_argument, 0, 'L'},
+                                         {"metric", required_argument, 0, 'M'},
+                                         {"sample-list", required_argument, 0, 'W'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"pca-sweep", required_argument, 0, 'P'},
+                                         {"plot", required_argument, 0, 'G'},
+                                         {"repeats", required_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *sweep = NULL, *plot = NULL;
+    int repeats = 3;
     dp_eval_params ep = dp_eval_default_params();
     ep.seed = 1;
     bool as_json = false;
@@ -150,6 +333,16 @@ int dp_cmd_eval(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
+        case 'P':
+            sweep = optarg;
+            break;
+        case 'G':
+            plot = optarg;
+            break;
+        case 'R':
+            repeats = atoi(optarg);
+            if (repeats < 1 || repeats > 100) return dp_cli_usage("eval", "--repeats: 1..100");
+            break;
         case 'h':
             help(stdout);
             return DP_EXIT_OK;
@@ -159,6 +352,12 @@ int dp_cmd_eval(int argc, char **argv)
     }
     if (optind != argc - 1) return dp_cli_usage("eval", "expects one INDEX");
     const char *path = argv[optind];
+    if (plot && !sweep) return dp_cli_usage("eval", "--plot draws the --pca-sweep");
+    if (sweep) {
+        if (list_path)
+            return dp_cli_usage("eval", "--sample-list and --pca-sweep exclude each other");
+        return run_sweep(path, sweep, plot, metric_list, labels_path, &ep, repeats, as_json);
+    }
 
     /* Metrics: check every name before any work. */
     char *mbuf = strdup(metric_list ? metric_list : "");
@@ -211,7 +410,17 @@ int dp_cmd_eval(int argc, char **argv)
             continue;
         }
         dp_eval_report r;
-        if (dp_eval_index(ix, &mp, &r)) {
+        int erc = dp_eval_index(ix, &mp, &r);
+        if (erc == DP_ERR_NOT_FOUND && mp.weighted_l2 &&
+            nm > 1) { /* the rest of the table stands */
+            if (as_json)
+                json_array_append_new(
+                    jm, json_pack("{s:s, s:s}", "metric", names[i], "skipped", dp_last_error()));
+            else
+                printf("%-16s skipped: %s\n", names[i], dp_last_error());
+            continue;
+        }
+        if (erc) {
             status = dp_cli_fail("eval", "%s", path);
             break;
         }

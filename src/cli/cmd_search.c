@@ -29,6 +29,8 @@ static void help(FILE *f)
                "  --nprobe N          cells an IVF-PQ structure visits per query (default 16)\n"
                "  --rerank R          IVF-PQ: rank its best R again with the stored vectors\n"
                "                      (exact distances; default 0: code distances)\n"
+               "  --search-k N        leaf entries an rpforest gathers per query before the\n"
+               "                      exact ranking (default trees * k; more = better recall)\n"
                "  --exact             ignore the ANN structure: exact search\n"
                "  --json              print the results as JSON\n"
                "  --grid FILE.png     draw each query and its neighbours as a labelled grid\n"
@@ -53,6 +55,9 @@ static int embed_images(const dp_index *ix, query *qs, size_t nq, float *out)
     return rc;
 }
 
+/* --search-k (rpforest), 0 = the structure's default */
+static size_t rpf_search_k;
+
 /* The index's ANN structure answers when it has one and the query asks
  * nothing it cannot do (another metric); otherwise the exact search. */
 static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_search_params *sp,
@@ -70,6 +75,7 @@ static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_
     if (ef) ap.ef = ef;
     if (nprobe) ap.nprobe = nprobe;
     ap.rerank = rerank;
+    ap.search_k = rpf_search_k;
     ap.exclude_ids = sp->exclude_ids;
     ap.threads = sp->threads;
     rc = dp_ann_search(ann, Q, nq, &ap, ids, dist);
@@ -82,6 +88,33 @@ static int ann_or_exact(const dp_index *ix, const float *Q, size_t nq, const dp_
     return rc;
 }
 
+/* Query vectors of the model's dimension for an index reduced by doppel pca:
+ * normalised like the model's output, then projected with the index's PCA. */
+static int pca_queries(const dp_index *ix, float **fv, size_t n, size_t fdim)
+{
+    dp_pca *pca = NULL;
+    int rc = dp_index_pca(ix, &pca);
+    float *pv = rc ? NULL : malloc((n ? n : 1) * dp_index_dim(ix) * sizeof *pv);
+    if (!rc && !pv) rc = DP_ERR_NOMEM;
+    for (size_t i = 0; !rc && dp_index_normalized(ix) && i < n; i++) {
+        float *v = *fv + i * fdim;
+        double s = 0;
+        for (size_t j = 0; j < fdim; j++)
+            s += (double)v[j] * v[j];
+        for (size_t j = 0; s > 0 && j < fdim; j++)
+            v[j] = (float)(v[j] / sqrt(s));
+    }
+    if (!rc) rc = dp_index_map_vectors(ix, pca, *fv, n, fdim, pv);
+    dp_pca_free(pca);
+    if (rc) {
+        free(pv);
+        return rc;
+    }
+    free(*fv);
+    *fv = pv;
+    return 0;
+}
+
 int dp_cmd_search(int argc, char **argv)
 {
     static const struct option opts[] = {{"vectors", required_argument, 0, 'V'},
@@ -91,6 +124,7 @@ int dp_cmd_search(int argc, char **argv)
                                          {"ef", required_argument, 0, 'E'},
                                          {"nprobe", required_argument, 0, 'N'},
                                          {"rerank", required_argument, 0, 'R'},
+                                         {"search-k", required_argument, 0, 1300},
                                          {"exact", no_argument, 0, 'X'},
                                          {"json", no_argument, 0, 'j'},
                                          {"grid", required_argument, 0, 'G'},
@@ -150,6 +184,14 @@ int dp_cmd_search(int argc, char **argv)
             *(c == 'N' ? &nprobe : &rerank) = (size_t)v;
             break;
         }
+        case 1300: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > 1000000000)
+                return dp_cli_usage("search", "--search-k: 1..1000000000");
+            rpf_search_k = (size_t)v;
+            break;
+        }
         case 'X':
             exact = true;
             break;
@@ -184,9 +226,9 @@ int dp_cmd_search(int argc, char **argv)
             dp_cli_fail("search", "cannot load queries");
             goto done;
         }
-        if (fdim != dim) {
-            fprintf(stderr, "doppel search: %s has dimension %zu, the index %zu\n", vec_file, fdim,
-                    dim);
+        if (fdim != dim && pca_queries(ix, &fv, nfv, fdim)) {
+            fprintf(stderr, "doppel search: %s has dimension %zu, the index %zu%s%s\n", vec_file,
+                    fdim, dim, *dp_last_error() ? ": " : "", dp_last_error());
             goto done;
         }
         if (dp_index_normalized(ix)) /* the index holds unit vectors: make queries match */

@@ -22,7 +22,7 @@ static void help(FILE *f)
             "run resumes. Files that cannot be read are skipped and listed; the exit\n"
             "status is then 3.\n\n"
             "  -o, --out FILE          index file (default: doppel.dpl)\n"
-            "  -m, --model NAME|PATH   model (default: %s; also hist, phash)\n"
+            "  -m, --model NAME|PATH   model (default: %s; also hist, phash, thumb8)\n"
             "      --embedding-node N  take the embedding from node N\n"
             "      --models-dir DIR    where named models live\n"
             "  -t, --threads N         threads for decoding and inference (default: all cores)\n"

@@ -17,6 +17,7 @@ static const dp_cli_cmd commands[] = {
     {"check", "verify an index file's checksums and structure", dp_cmd_check},
     {"dedup", "find groups of near-duplicate images", dp_cmd_dedup},
     {"eval", "accuracy of the embeddings against the stored labels", dp_cmd_eval},
+    {"pca", "reduce an index's vectors with PCA (stored with the index), or undo it", dp_cmd_pca},
     {"embed", "compute L2-normalised embeddings of images (.npy / JSON)", dp_cmd_embed},
     {"model", "inspect a model: doppel model info MODEL", dp_cmd_model},
     {"export", "write an index's vectors (.npy) and metadata (.tsv)", dp_cmd_export},

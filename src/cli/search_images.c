@@ -37,24 +37,35 @@ int dp_cli_embed_queries(const dp_index *ix, const char *const *paths, size_t n,
     dp_embedder_describe(e, &ei);
     const char *fp = dp_index_model_fingerprint(ix);
     int rc = 0;
-    if (fp && *fp && strcmp(fp, ei.fingerprint) != 0) {
+    /* An index reduced by doppel pca: embed in the model's space, project. */
+    dp_pca *pca = NULL;
+    int prc = dp_index_pca(ix, &pca);
+    float *v = malloc((size_t)ei.dim * sizeof *v);
+    if ((prc && prc != DP_ERR_NOT_FOUND) || !v) {
+        dp_cli_fail("search", "%s", dp_index_path(ix));
+        rc = -1;
+    }
+    if (!rc && fp && *fp && strcmp(fp, ei.fingerprint) != 0) {
         fprintf(stderr,
                 "doppel search: %s was built with another version of model '%s' (fingerprint "
                 "%.12s..., now %.12s...); re-run doppel index to re-embed\n",
                 dp_index_path(ix), model, fp, ei.fingerprint);
         rc = -1;
-    } else if ((uint32_t)ei.dim != dp_index_dim(ix)) {
+    } else if (!rc && (uint32_t)ei.dim != dp_index_dim(ix) && !pca) {
         fprintf(stderr, "doppel search: model '%s' gives %d-d vectors, the index holds %u-d\n",
                 model, ei.dim, dp_index_dim(ix));
         rc = -1;
     }
     for (size_t i = 0; i < n && !rc; i++) {
         if (!paths[i]) continue;
-        if (dp_embed_file(e, paths[i], out + i * (size_t)ei.dim)) {
+        if (dp_embed_file(e, paths[i], v) ||
+            dp_index_map_vectors(ix, pca, v, 1, (size_t)ei.dim, out + i * dp_index_dim(ix))) {
             dp_cli_fail("search", "query image");
             rc = -1;
         }
     }
+    free(v);
+    dp_pca_free(pca);
     dp_embedder_free(e);
     return rc;
 }

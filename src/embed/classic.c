@@ -1,4 +1,5 @@
-/* Colour histogram and DCT perceptual hash; see classic.h for the choices. */
+/* Colour histogram, DCT perceptual hash and 8 x 8 thumbnail; see classic.h
+ * for the choices. */
 #include "embed/classic.h"
 
 #include "doppel/image.h"
@@ -166,4 +167,44 @@ void dp_classic_phash_to_vec(uint64_t hash, float *out64)
 {
     for (int i = 0; i < 64; i++)
         out64[i] = (hash >> i) & 1 ? 0.125f : -0.125f;
+}
+
+static dp_preprocess thumb_preprocess(uint64_t max_pixels)
+{
+    dp_preprocess p = dp_preprocess_default();
+    p.width = p.height = DP_THUMB_SIDE;
+    p.resize = DP_RESIZE_SQUASH;
+    p.scale = 1.0f / 255.0f;
+    p.max_pixels = max_pixels;
+    return p;
+}
+
+static void thumb_normalise(float *v)
+{
+    double s = 0;
+    for (int i = 0; i < DP_THUMB_DIM; i++)
+        s += (double)v[i] * v[i];
+    if (s <= 0) return; /* an all-black thumbnail stays zero */
+    float inv = (float)(1.0 / sqrt(s));
+    for (int i = 0; i < DP_THUMB_DIM; i++)
+        v[i] *= inv;
+}
+
+int dp_classic_thumb(const char *path, uint64_t max_pixels, float *out)
+{
+    dp_preprocess p = thumb_preprocess(max_pixels);
+    if (!out) return dp_set_error(DP_ERR_INVALID, "dp_classic_thumb: NULL output");
+    int rc = dp_image_load_tensor(path, &p, out, NULL);
+    if (!rc) thumb_normalise(out);
+    return rc;
+}
+
+int dp_classic_thumb_memory(const void *data, size_t size, const char *name, uint64_t max_pixels,
+                            float *out)
+{
+    dp_preprocess p = thumb_preprocess(max_pixels);
+    if (!out) return dp_set_error(DP_ERR_INVALID, "dp_classic_thumb: NULL output");
+    int rc = dp_image_load_tensor_memory(data, size, name, &p, out, NULL);
+    if (!rc) thumb_normalise(out);
+    return rc;
 }

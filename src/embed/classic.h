@@ -16,7 +16,13 @@
  * changes move, are out), one bit per coefficient: above the median of the
  * 64 or not. Resizing, recompression, small colour shifts and mild blur keep
  * the low frequencies, so the hashes of near-duplicates are a few bits apart
- * while unrelated images differ in about half of the 64. */
+ * while unrelated images differ in about half of the 64.
+ *
+ * Thumbnail ("thumb8"): the whole image squashed to 8 x 8 (libvips'
+ * antialiased thumbnail, alpha on white), RGB / 255, planar (192 values),
+ * L2-normalised, so l2 between two thumbnails ranks like the cosine of
+ * their pixels: the chapter's "tiny image" baseline, which knows layout and
+ * colour and nothing else. */
 #ifndef DP_EMBED_CLASSIC_H
 #define DP_EMBED_CLASSIC_H
 
@@ -28,6 +34,8 @@
 #define DP_HIST_DIM (DP_HIST_BINS * DP_HIST_BINS * DP_HIST_BINS)
 #define DP_HIST_SIDE 256 /* the image is fitted inside this before counting */
 #define DP_PHASH_SIDE 32
+#define DP_THUMB_SIDE 8
+#define DP_THUMB_DIM (3 * DP_THUMB_SIDE * DP_THUMB_SIDE)
 
 /* Histogram of 8-bit interleaved RGB pixels into out[DP_HIST_DIM]. */
 int dp_classic_hist_rgb(const unsigned char *rgb, int width, int height, float *out);
@@ -43,6 +51,11 @@ uint64_t dp_classic_phash_grey32(const float *grey);
 int dp_classic_phash(const char *path, uint64_t max_pixels, uint64_t *out);
 int dp_classic_phash_memory(const void *data, size_t size, const char *name, uint64_t max_pixels,
                             uint64_t *out);
+
+/* 8 x 8 thumbnail into out[DP_THUMB_DIM]. */
+int dp_classic_thumb(const char *path, uint64_t max_pixels, float *out);
+int dp_classic_thumb_memory(const void *data, size_t size, const char *name, uint64_t max_pixels,
+                            float *out);
 
 /* Number of differing bits. */
 static inline int dp_classic_hamming(uint64_t a, uint64_t b)

@@ -19,7 +19,7 @@
 #define DP_INSTALL_MODELS_DIR "/usr/local/share/doppel/models"
 #endif
 
-enum { KIND_CNN, KIND_HIST, KIND_PHASH };
+enum { KIND_CNN, KIND_HIST, KIND_PHASH, KIND_THUMB };
 enum { POOL_NONE, POOL_AVG, POOL_MAX };
 
 #define MAX_JSON_BYTES (1 << 20)
@@ -251,7 +251,14 @@ int dp_embedder_open(const dp_embedder_params *p, dp_embedder **out)
     const char *model = p->model ? p->model : DP_DEFAULT_MODEL;
     snprintf(e->spec, sizeof e->spec, "%s", model);
     int rc = 0;
-    if (!strcmp(model, "hist") || !strcmp(model, "phash")) {
+    if (!strcmp(model, "thumb8")) {
+        e->kind = KIND_THUMB;
+        snprintf(e->name, sizeof e->name, "%s", model);
+        e->dim = DP_THUMB_DIM;
+        e->slot_floats = (size_t)e->dim;
+        const char *desc = "thumb8:v1:squash8x8:rgb/255:l2";
+        dp_sha256_hex(desc, strlen(desc), e->fingerprint);
+    } else if (!strcmp(model, "hist") || !strcmp(model, "phash")) {
         /* Classic featurisers: the slot already holds the final vector. */
         bool hist = model[0] == 'h';
         e->kind = hist ? KIND_HIST : KIND_PHASH;
@@ -310,6 +317,9 @@ static int classic_prepare(const dp_embedder *e, const void *data, size_t size, 
     if (e->kind == KIND_HIST) {
         rc = data ? dp_classic_hist_memory(data, size, path, e->max_pixels, slot)
                   : dp_classic_hist(path, e->max_pixels, slot);
+    } else if (e->kind == KIND_THUMB) {
+        rc = data ? dp_classic_thumb_memory(data, size, path, e->max_pixels, slot)
+                  : dp_classic_thumb(path, e->max_pixels, slot);
     } else {
         uint64_t h;
         rc = data ? dp_classic_phash_memory(data, size, path, e->max_pixels, &h)

@@ -8,6 +8,7 @@
  * index size. Neighbours are fetched deep enough (100 + the largest instance
  * - 1) that skipping same-instance neighbours still leaves 100 to score. */
 #include "doppel/eval.h"
+#include "doppel/pca.h"
 #include "util/util.h"
 
 #include <glib.h>
@@ -161,12 +162,15 @@ int dp_eval_parse_metric(const char *name, dp_eval_params *params)
             return dp_set_error(DP_ERR_INVALID, "metric '%s': p must be a number in (0, 64]", name);
         params->minkowski_p = pv;
         params->metric = DP_METRIC_DEFAULT;
+        params->weighted_l2 = false;
         return 0;
     }
-    if (!strcmp(name, "weighted-l2"))
-        return dp_set_error(DP_ERR_UNSUPPORTED,
-                            "weighted-l2 needs PCA's explained variance stored in the index "
-                            "(doppel pca), which this index does not have");
+    if (!strcmp(name, "weighted-l2")) {
+        params->weighted_l2 = true;
+        params->metric = DP_METRIC_DEFAULT;
+        params->minkowski_p = 0;
+        return 0;
+    }
     int m;
     if (dp_metric_parse(name, &m))
         return dp_set_error(DP_ERR_INVALID,
@@ -174,6 +178,7 @@ int dp_eval_parse_metric(const char *name, dp_eval_params *params)
                             name);
     params->metric = m;
     params->minkowski_p = 0;
+    params->weighted_l2 = false;
     return 0;
 }
 
@@ -436,11 +441,14 @@ static int intern(GHashTable *h, GPtrArray *names, const char *s)
     return i;
 }
 
+static int eval_weighted_l2(const dp_index *ix, const dp_eval_params *p, dp_eval_report *out);
+
 int dp_eval_index(const dp_index *ix, const dp_eval_params *p, dp_eval_report *out)
 {
     dp_eval_params defaults = dp_eval_default_params();
     if (!p) p = &defaults;
     memset(out, 0, sizeof *out);
+    if (p->weighted_l2) return eval_weighted_l2(ix, p, out);
     double t0 = dp_now();
     size_t k = p->k ? p->k : 4;
     size_t n = dp_index_count(ix), dim = dp_index_dim(ix);
@@ -773,5 +781,240 @@ done:
     free(X);
     free(heaps);
     free(ls);
+    return rc;
+}
+
+/* ---- Derived vectors: weighted l2 and the PCA sweep ------------------------ */
+
+/* Every live vector in storage order (n x dim), malloc'd. */
+static int live_vectors(const dp_index *ix, float **out)
+{
+    size_t n = dp_index_count(ix), dim = dp_index_dim(ix), bytes;
+    float *X = NULL;
+    if (!dp_mul_ok(n ? n : 1, dim * sizeof(float), &bytes) || !(X = malloc(bytes)))
+        return dp_set_error(DP_ERR_NOMEM, "%s: out of memory for %zu x %zu vectors",
+                            dp_index_path(ix), n, dim);
+    size_t cur = 0, i = 0;
+    dp_index_entry e;
+    int rc;
+    while ((rc = dp_index_next(ix, &cur, &e)) == 1 && i < n)
+        memcpy(X + i++ * dim, e.vector, dim * sizeof *X);
+    if (rc < 0) {
+        free(X);
+        return rc;
+    }
+    *out = X;
+    return 0;
+}
+
+/* An in-memory index (never committed) with ix's live entries and the
+ * vectors V (live rows in storage order, dim each). Ids are assigned in
+ * storage order, so they keep the order of ix's ids and with it the
+ * tie-breaks and the samples (which depend on paths only). */
+static int make_view(const dp_index *ix, const float *V, size_t dim, int metric, bool normalized,
+                     dp_index **out)
+{
+    dp_index_create_params cp = dp_index_default_create_params();
+    cp.dim = (uint32_t)dim;
+    cp.metric = metric;
+    cp.normalized = normalized;
+    cp.model_name = dp_index_model_name(ix);
+    dp_index *v = NULL;
+    int rc = dp_index_create(dp_index_path(ix), &cp, &v);
+    if (rc) return rc;
+    size_t cur = 0, i = 0;
+    dp_index_entry e;
+    while ((rc = dp_index_next(ix, &cur, &e)) == 1) {
+        e.vector = V + i++ * dim;
+        if ((rc = dp_index_add(v, &e, 1, NULL))) break;
+    }
+    if (rc < 0) {
+        dp_index_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A report computed on a view points into the view's strings: point it
+ * into ix's (or the manifest's, which need no change) before the view goes. */
+static int remap_report(const dp_index *ix, const dp_eval_params *p, dp_eval_report *r)
+{
+    if (r->database_paths)
+        for (size_t i = 0; i < r->n_database; i++) {
+            dp_index_entry e;
+            if (dp_index_find_path(ix, r->database_paths[i], &e))
+                return dp_set_error(DP_ERR_NOT_FOUND, "%s: path vanished", dp_index_path(ix));
+            r->database_paths[i] = e.path;
+        }
+    if (p->labels) return 0;
+    GHashTable *h = g_hash_table_new(g_str_hash, g_str_equal);
+    size_t cur = 0;
+    dp_index_entry e;
+    while (dp_index_next(ix, &cur, &e) == 1)
+        if (e.label && *e.label) g_hash_table_insert(h, (gpointer)e.label, (gpointer)e.label);
+    int rc = 0;
+    for (size_t i = 0; i < r->n_labels && !rc; i++)
+        if (!(r->labels[i].label = g_hash_table_lookup(h, r->labels[i].label))) rc = -1;
+    /* All confusions, not only the first n_confusions: they are one array. */
+    for (size_t i = 0; i < r->n_confusions && !rc; i++) {
+        r->confusions[i].from = g_hash_table_lookup(h, r->confusions[i].from);
+        r->confusions[i].to = g_hash_table_lookup(h, r->confusions[i].to);
+        if (!r->confusions[i].from || !r->confusions[i].to) rc = -1;
+    }
+    g_hash_table_destroy(h);
+    return rc ? dp_set_error(DP_ERR_NOT_FOUND, "%s: a label vanished", dp_index_path(ix)) : 0;
+}
+
+static int eval_weighted_l2(const dp_index *ix, const dp_eval_params *p, dp_eval_report *out)
+{
+    const char *ipath = dp_index_path(ix);
+    dp_pca *pca = NULL;
+    int rc = dp_index_pca(ix, &pca);
+    if (rc == DP_ERR_NOT_FOUND)
+        return dp_set_error(DP_ERR_NOT_FOUND,
+                            "weighted-l2 weighs each axis by PCA's explained variance, and %s has "
+                            "no PCA: run doppel pca %s --dims N first",
+                            ipath, ipath);
+    if (rc) return rc;
+    dp_pca_info pi;
+    dp_pca_describe(pca, &pi);
+    size_t n = dp_index_count(ix), dim = dp_index_dim(ix);
+    /* Relative to the first (largest) axis: a scale does not change the
+     * ranking, and equal variances then give weights of exactly 1. */
+    double wsum = pi.variance[0];
+    float *X = NULL, *sw = malloc(dim * sizeof *sw);
+    dp_index *view = NULL;
+    if (!sw) rc = dp_set_error(DP_ERR_NOMEM, "dp_eval_index: out of memory");
+    if (!rc && !(wsum > 0))
+        rc = dp_set_error(DP_ERR_INVALID, "%s: the PCA's axes hold no variance", ipath);
+    if (!rc) rc = live_vectors(ix, &X);
+    if (rc) goto done;
+    for (size_t c = 0; c < dim; c++)
+        sw[c] = (float)sqrt(pi.variance[c] / wsum);
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < dim; c++)
+            X[i * dim + c] *= sw[c];
+    if ((rc = make_view(ix, X, dim, DP_METRIC_L2, false, &view))) goto done;
+    dp_eval_params q = *p;
+    q.weighted_l2 = false;
+    q.metric = DP_METRIC_L2;
+    q.minkowski_p = 0;
+    if ((rc = dp_eval_index(view, &q, out))) goto done;
+    if ((rc = remap_report(ix, p, out))) {
+        dp_eval_report_free(out);
+        goto done;
+    }
+    snprintf(out->metric, sizeof out->metric, "weighted-l2");
+done:
+    dp_index_free(view);
+    dp_pca_free(pca);
+    free(X);
+    free(sw);
+    return rc;
+}
+
+int dp_eval_pca_sweep(const dp_index *ix, const dp_eval_params *p, const size_t *dims,
+                      size_t n_dims, int repeats, dp_eval_sweep_row *rows)
+{
+    dp_eval_params defaults = dp_eval_default_params();
+    if (!p) p = &defaults;
+    const char *ipath = dp_index_path(ix);
+    size_t n = dp_index_count(ix), D = dp_index_dim(ix), maxd = 0;
+    if (n < 2) return dp_set_error(DP_ERR_INVALID, "%s: needs at least 2 images", ipath);
+    if (repeats < 1) repeats = 1;
+    memset(rows, 0, n_dims * sizeof *rows);
+    for (size_t i = 0; i < n_dims; i++) {
+        rows[i].dims = dims[i];
+        rows[i].skipped = dims[i] > D || (dims[i] && D > DP_PCA_MAX_DIM);
+        if (!rows[i].skipped && dims[i] > maxd) maxd = dims[i];
+    }
+    float *X = NULL, *Y = NULL, *V = NULL;
+    int64_t *ids = NULL;
+    dp_pca *pca = NULL;
+    dp_pca_info pi = {0};
+    size_t k = (p->k ? p->k : 4) + 1;
+    if (k > n) k = n;
+    int rc = live_vectors(ix, &X);
+    if (rc) goto done;
+    if (maxd) {
+        dp_pca_params pp = dp_pca_default_params();
+        pp.dims = maxd;
+        if ((rc = dp_pca_fit(X, n, D, &pp, &pca))) goto done;
+        dp_pca_describe(pca, &pi);
+        if (!(Y = malloc(n * maxd * sizeof *Y)) || !(V = malloc(n * maxd * sizeof *V))) {
+            rc = dp_set_error(DP_ERR_NOMEM, "%s: out of memory for the projections", ipath);
+            goto done;
+        }
+        if ((rc = dp_pca_project(pca, X, n, Y))) goto done;
+    }
+    if (!(ids = malloc(n * k * sizeof *ids))) {
+        rc = dp_set_error(DP_ERR_NOMEM, "%s: out of memory", ipath);
+        goto done;
+    }
+    for (size_t r = 0; r < n_dims; r++) {
+        dp_eval_sweep_row *row = &rows[r];
+        if (row->skipped) continue;
+        size_t d = row->dims ? row->dims : D;
+        const float *src = X;
+        if (row->dims) {
+            for (size_t i = 0; i < n; i++) {
+                float *v = V + i * d;
+                memcpy(v, Y + i * maxd, d * sizeof *v);
+                if (dp_index_normalized(ix)) {
+                    double s = 0;
+                    for (size_t j = 0; j < d; j++)
+                        s += (double)v[j] * v[j];
+                    if (s > 0)
+                        for (size_t j = 0; j < d; j++)
+                            v[j] = (float)(v[j] / sqrt(s));
+                }
+            }
+            src = V;
+            double kept = 0;
+            for (size_t c = 0; c < d; c++)
+                kept += pi.variance[c];
+            row->variance = pi.total_variance > 0 ? kept / pi.total_variance : 0;
+        } else {
+            row->variance = 1;
+        }
+        dp_index *view = NULL;
+        if ((rc = make_view(ix, src, d, dp_index_metric(ix), dp_index_normalized(ix), &view)))
+            goto done;
+        dp_eval_report rep;
+        dp_eval_params q = *p;
+        q.list_database = false;
+        rc = dp_eval_index(view, &q, &rep);
+        if (!rc) {
+            row->precision_at_k = rep.precision_at_k;
+            row->top1 = rep.top1;
+            row->map100 = rep.map100;
+            row->has_instances = rep.has_instances;
+            row->instance_recall1 = rep.instance_recall1;
+            dp_eval_report_free(&rep);
+            dp_search_params sp = dp_search_default_params();
+            sp.k = k;
+            sp.threads = p->threads;
+            sp.metric = q.metric;
+            double best = INFINITY;
+            for (int t = 0; t < repeats && !rc; t++) {
+                double t0 = dp_now();
+                rc = dp_index_search(view, src, n, &sp, ids, NULL);
+                double el = dp_now() - t0;
+                if (el < best) best = el;
+            }
+            row->search_seconds = best;
+            row->n_queries_timed = n;
+            row->vector_bytes = (uint64_t)n * d * sizeof(float);
+        }
+        dp_index_free(view);
+        if (rc) goto done;
+    }
+done:
+    dp_pca_free(pca);
+    free(X);
+    free(Y);
+    free(V);
+    free(ids);
     return rc;
 }

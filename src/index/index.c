@@ -1490,8 +1490,15 @@ static dpx_sec write_named(wr *w, const dpx_named *n)
     return sec_end(w, DPX_SEC_NAMED, 0, len);
 }
 
+/* Vectors to write instead of the stored ones (dpx_replace_vectors): live
+ * rows in storage order, dim floats each. */
+typedef struct vec_override {
+    uint32_t dim;
+    const float *vecs;
+} vec_override;
+
 /* Write ix's whole current state (live rows only) into fd as a fresh file. */
-static int write_compact(const dp_index *ix, int fd)
+static int write_compact(const dp_index *ix, int fd, const vec_override *ov)
 {
     wr w = {.fd = fd, .off = DPX_HEADER_BYTES, .cap = 1 << 20};
     size_t nsec = 0;
@@ -1504,7 +1511,8 @@ static int write_compact(const dp_index *ix, int fd)
     size_t live = ix->live;
     /* vectors */
     sec_begin(&w);
-    for (size_t g = 0; g < ix->n_seg; g++) {
+    if (ov && live) wr_data(&w, ov->vecs, live * ov->dim * sizeof(float));
+    for (size_t g = 0; !ov && g < ix->n_seg; g++) {
         const dpx_seg *s = &ix->segs[g];
         size_t i = 0;
         while (i < s->n) { /* runs of live rows go out in one call */
@@ -1578,7 +1586,8 @@ static int fsync_dir_of(const char *path)
 
 /* Write a compact copy of ix to path via temp + fsync + rename. If fd_out,
  * the new file is returned open read-write and locked. */
-static int save_compact(const dp_index *ix, const char *path, int *fd_out)
+static int save_compact(const dp_index *ix, const char *path, int *fd_out,
+                        const vec_override *ov)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);
@@ -1596,7 +1605,7 @@ static int save_compact(const dp_index *ix, const char *path, int *fd_out)
         rc = dp_set_error(DP_ERR_IO, "%s: flock: %s", tmp, strerror(errno));
         goto fail;
     }
-    if ((rc = write_compact(ix, fd))) goto fail;
+    if ((rc = write_compact(ix, fd, ov))) goto fail;
     if (fchmod(fd, 0644) != 0 || rename(tmp, path) != 0) {
         rc = dp_set_error(DP_ERR_IO, "%s: %s", path, strerror(errno));
         goto fail;
@@ -1639,7 +1648,7 @@ static int ix_reload(dp_index *ix, int fd)
 static int do_compact(dp_index *ix)
 {
     int fd = -1;
-    int rc = save_compact(ix, ix->path, &fd);
+    int rc = save_compact(ix, ix->path, &fd, NULL);
     if (rc) return rc;
     if (ix->fd >= 0) close(ix->fd); /* the old file's lock goes with it */
     ix->fd = -1;
@@ -1735,7 +1744,7 @@ int dp_index_compact(dp_index *ix)
 int dp_index_save_as(const dp_index *ix, const char *path)
 {
     if (!path) return dp_set_error(DP_ERR_INVALID, "dp_index_save_as: no path");
-    int rc = save_compact(ix, path, NULL);
+    int rc = save_compact(ix, path, NULL, NULL);
     return rc ? dp_prefix_error(rc, "dp_index_save_as") : 0;
 }
 
@@ -1893,4 +1902,35 @@ int dp_index_drop_sections(dp_index *ix, const char *prefix)
             if (rc) return rc;
         }
     return 0;
+}
+
+/* ---- replacing every vector (PCA) ----------------------------------------- */
+
+int dpx_replace_vectors(dp_index *ix, uint32_t dim, const float *vecs)
+{
+    if (!ix->writable)
+        return dp_set_error(DP_ERR_INVALID, "%s is open read-only", ix->path);
+    if (dim < 1 || dim > DPX_MAX_DIM)
+        return dp_set_error(DP_ERR_INVALID, "%s: dim %u is not in 1..%u", ix->path, dim,
+                            DPX_MAX_DIM);
+    size_t nv;
+    if (!dp_mul_ok(ix->live, dim, &nv)) return dp_set_error(DP_ERR_NOMEM, "too many rows");
+    for (size_t i = 0; i < nv; i++)
+        if (!isfinite(vecs[i]))
+            return dp_set_error(DP_ERR_INVALID, "%s: new vector %zu: value %zu is not finite",
+                                ix->path, i / dim, i % dim);
+    /* The directory's doppel.dim must say the new dimension; put the old
+     * one back if the write fails, so ix stays consistent with its rows. */
+    uint32_t old = ix->dim;
+    int rc = meta_put(ix, "doppel.dim", DP_META_I64, NULL, dim, 0);
+    int fd = -1;
+    vec_override ov = {dim, vecs};
+    if (!rc) rc = save_compact(ix, ix->path, &fd, &ov);
+    if (rc) {
+        meta_put(ix, "doppel.dim", DP_META_I64, NULL, old, 0);
+        return rc;
+    }
+    if (ix->fd >= 0) close(ix->fd);
+    ix->fd = -1;
+    return ix_reload(ix, fd);
 }

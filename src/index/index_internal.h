@@ -260,4 +260,12 @@ bool dpx_find_row(const dp_index *ix, uint64_t id, size_t *row);
 size_t dp_index_count_sections(const dp_index *ix, const char *prefix);
 int dp_index_drop_sections(dp_index *ix, const char *prefix);
 
+
+/* Replace every live row's vector by vecs (live rows in storage order, dim
+ * floats each) and the index's dimension by dim, and commit the whole state
+ * as one compacted file (temp + fsync + rename). Named sections and pending
+ * changes go with it; sections that depend on the old vectors (ANN) are the
+ * caller's to drop first. Needs a writable index. */
+int dpx_replace_vectors(dp_index *ix, uint32_t dim, const float *vecs);
+
 #endif

@@ -10,6 +10,7 @@
 #include "doppel/embed.h"
 #include "doppel/index.h"
 #include "doppel/ingest.h"
+#include "doppel/pca.h"
 #include "util/util.h"
 
 #include <dirent.h>
@@ -160,6 +161,10 @@ typedef struct sink_ctx {
     double last_commit, commit_seconds;
     size_t added, updated;
     int rc;
+    /* An index reduced by doppel pca: vectors are projected before adding. */
+    const dp_pca *pca;
+    float *pv;
+    size_t in_dim;
 } sink_ctx;
 
 static int commit_now(sink_ctx *s)
@@ -198,7 +203,11 @@ static int sink(const dp_embed_result *r, void *user)
                          .vector = r->vec};
     memcpy(en.hash, f->hash, sizeof en.hash);
     int rc = 0;
-    if (f->old_id != UINT64_MAX) rc = dp_index_remove(s->ix, f->old_id);
+    if (s->pca) {
+        rc = dp_index_map_vectors(s->ix, s->pca, r->vec, 1, s->in_dim, s->pv);
+        en.vector = s->pv;
+    }
+    if (!rc && f->old_id != UINT64_MAX) rc = dp_index_remove(s->ix, f->old_id);
     if (!rc) rc = dp_index_add(s->ix, &en, 1, NULL);
     g_free(label);
     if (rc) {
@@ -362,6 +371,18 @@ int dp_ingest_dir(dp_embedder *e, const char *dir, const char *index_path,
                   .commit_every = p->commit_every ? p->commit_every : 256,
                   .commit_seconds = p->commit_seconds > 0 ? p->commit_seconds : 30,
                   .last_commit = dp_now()};
+    dp_pca *pca = NULL;
+    if ((rc = dp_index_pca(ix, &pca)) == DP_ERR_NOT_FOUND) rc = 0;
+    if (rc) goto done;
+    if (pca) {
+        s.pca = pca;
+        s.in_dim = (size_t)ei.dim;
+        if (!(s.pv = malloc(dp_index_dim(ix) * sizeof *s.pv))) {
+            dp_pca_free(pca);
+            rc = dp_set_error(DP_ERR_NOMEM, "dp_ingest_dir: out of memory");
+            goto done;
+        }
+    }
     dp_pipeline_params pp = dp_pipeline_default_params();
     pp.decode_threads = p->decode_threads;
     pp.batch = p->batch;
@@ -369,6 +390,8 @@ int dp_ingest_dir(dp_embedder *e, const char *dir, const char *index_path,
     pp.user_data = p->user_data;
     double te = dp_now();
     rc = dp_embed_files(e, todo_paths, ntodo, &pp, sink, &s);
+    dp_pca_free(pca);
+    free(s.pv);
     rep->embed_seconds = dp_now() - te;
     rep->added = s.added;
     rep->updated = s.updated;

@@ -310,8 +310,11 @@ static void test_metrics(void)
         dp_eval_report_free(&r);
     }
     dp_eval_params p = dp_eval_default_params();
-    CHECK(dp_eval_parse_metric("weighted-l2", &p) == DP_ERR_UNSUPPORTED, "weighted-l2 needs PCA");
-    CHECK(strstr(dp_last_error(), "PCA") != NULL, "%s", dp_last_error());
+    OK(dp_eval_parse_metric("weighted-l2", &p));
+    CHECK(p.weighted_l2, "weighted-l2 parsed");
+    dp_eval_report wr;
+    CHECK(dp_eval_index(ix, &p, &wr) == DP_ERR_NOT_FOUND, "weighted-l2 without a PCA");
+    CHECK(strstr(dp_last_error(), "doppel pca") != NULL, "%s", dp_last_error());
     CHECK(dp_eval_parse_metric("minkowski:0", &p) == DP_ERR_INVALID, "p > 0");
     CHECK(dp_eval_parse_metric("minkowski:x", &p) == DP_ERR_INVALID, "p a number");
     CHECK(dp_eval_parse_metric("hamming", &p) == DP_ERR_INVALID, "unknown");
