@@ -27,6 +27,11 @@
 #
 #   KINDS=ivfpq PEERS=faiss FAISS_KINDS=ivfpq SPECS=clustered:100000:100 ROUNDS=1 \
 #       bench/ann/run.sh                  # the IVF-PQ table of docs/benchmarks.md
+#
+# rpforest against Annoy (annoylib.h from Debian's r-cran-rcppannoy, compiled
+# by bench/ann/annoy_driver.cc): both 40 trees on 2 threads, a search_k
+# sweep (SEARCH_K; Annoy also runs its default, n_trees * k):
+#   KINDS=rpforest PEERS=annoy SPECS=clustered:100000:100 ROUNDS=1 bench/ann/run.sh
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-ann}
@@ -37,6 +42,8 @@ ROUNDS=${ROUNDS:-2}
 PEERS=${PEERS:-"hnswlib usearch faiss"}
 KINDS=${KINDS:-"hnsw ivfpq"}
 FAISS_KINDS=${FAISS_KINDS:-"hnsw,ivfflat,ivfpq"}
+SEARCH_K=${SEARCH_K:-"100,200,400,1000,2000,4000,10000,20000,40000"}
+TREES=${TREES:-40}
 USEARCH_VERSION=2.26.2
 mkdir -p "$DATA"
 DATA=$(cd "$DATA" && pwd)
@@ -45,6 +52,7 @@ DATA=$(cd "$DATA" && pwd)
 need=""
 case " $PEERS " in *" hnswlib "*) [ -f /usr/include/hnswlib/hnswlib.h ] || need="$need libhnswlib-dev" ;; esac
 case " $PEERS " in *" faiss "*) /usr/bin/python3 -c "import faiss" 2>/dev/null || need="$need python3-faiss" ;; esac
+case " $PEERS " in *" annoy "*) dpkg -s r-cran-rcppannoy >/dev/null 2>&1 || need="$need r-cran-rcppannoy" ;; esac
 if [ -n "$need" ]; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y $need; else sudo apt-get install -y $need; fi
 fi
@@ -63,6 +71,11 @@ cmake -S . -B "$BUILD" >/dev/null
 cmake --build "$BUILD" -j2 --target doppel_cli >/dev/null
 case " $PEERS " in *" hnswlib "*)
     g++ -O3 -march=native -std=c++17 -pthread -w bench/ann/hnswlib_driver.cc -o "$DATA/hnswlib_driver" ;;
+esac
+case " $PEERS " in *" annoy "*)
+    ANNOY_INC=$(dirname "$(dpkg -L r-cran-rcppannoy | grep '/annoylib.h$' | head -n 1)")
+    g++ -O3 -march=native -std=c++17 -pthread -w -I"$ANNOY_INC" bench/ann/annoy_driver.cc \
+        -o "$DATA/annoy_driver" ;;
 esac
 
 OUT="$DATA/results.csv"
@@ -94,7 +107,8 @@ for src in $SPECS $HDF5; do
         for kd in $KINDS; do
             echo "== $name round $r: doppel $kd" >&2
             "$BUILD/doppel" bench "$@" --data-dir "$DATA" --kind "$kd" --ef "$EFS" \
-                --nprobe 1,2,4,8,16,32,64,128 --rerank 0,100 | tail -n +2 >>"$OUT"
+                --nprobe 1,2,4,8,16,32,64,128 --rerank 0,100 --trees "$TREES" \
+                --search-k "$SEARCH_K" | tail -n +2 >>"$OUT"
         done
         metric=$(cat "$f.metric" 2>/dev/null || echo euclidean)
         for p in $PEERS; do
@@ -116,8 +130,13 @@ for src in $SPECS $HDF5; do
                         "$f.gt.ivecs" "$name" "$FAISS_KINDS" >>"$OUT"
                 fi
                 ;;
+            annoy)
+                echo "== $name round $r: annoy" >&2
+                "$DATA/annoy_driver" "$f.base.fvecs" "$f.query.fvecs" "$f.gt.ivecs" "$name" \
+                    "$TREES" 2 "-1,$SEARCH_K" "$metric" >>"$OUT"
+                ;;
             *)
-                echo "run.sh: unknown peer '$p' (hnswlib, usearch, faiss)" >&2
+                echo "run.sh: unknown peer '$p' (hnswlib, usearch, faiss, annoy)" >&2
                 exit 2
                 ;;
             esac

@@ -38,6 +38,19 @@
  * compact) searches fail with DP_ERR_INVALID until dp_ann_update() rebinds
  * it; removals are seen at once.
  *
+ * rpforest is the chapter's Annoy: n_trees trees, each splitting its node's
+ * items by the hyperplane halfway between two means found by a short
+ * 2-means on the node (moved to the median when that leaves one side nearly
+ * empty, so identical vectors still split), down to leaf_size items. A query
+ * walks all trees at once from one priority queue ordered by the distance
+ * to the nearest hyperplane not yet crossed, gathers search_k leaf entries,
+ * drops duplicates with generation stamps and ranks them with exact
+ * distances from the index's vectors (the forest stores no vector). Trees
+ * are built in parallel, each from its own seeded stream with an explicit
+ * stack; nodes are flat 16-byte records, mapped as they are, so processes
+ * opening one file share one copy in the page cache. An update rebuilds the
+ * forest (Annoy cannot add at all).
+ *
  * Thread safety: a `const dp_ann *` may be searched from many threads at
  * once; build, update and save need exclusive access. */
 #ifndef DOPPEL_ANN_H
@@ -56,12 +69,13 @@ typedef enum dp_ann_kind {
     DP_ANN_NONE = 0,
     DP_ANN_HNSW = 1,
     DP_ANN_IVFPQ = 2,
+    DP_ANN_RPFOREST = 3,
 } dp_ann_kind;
 
 /* IVF-PQ below this many live entries searches exactly (nothing to train). */
 #define DP_IVFPQ_MIN_ROWS 4096
 
-/* "hnsw", "ivfpq"; NULL for an unknown kind. */
+/* "hnsw", "ivfpq", "rpforest"; NULL for an unknown kind. */
 DP_API const char *dp_ann_kind_name(int kind);
 /* DP_ERR_INVALID for an unknown name. */
 DP_API int dp_ann_kind_parse(const char *name, int *kind);
@@ -74,6 +88,8 @@ typedef struct dp_ann_build_params {
     uint32_t pq_m;            /* IVF-PQ: sub-quantisers, must divide dim; 0 = about dim/4 */
     uint64_t seed;            /* HNSW levels and order; IVF-PQ training sample (default 42) */
     int threads;              /* 0 = all cores; the result does not depend on it */
+    uint32_t n_trees;         /* rpforest: trees (default 40, the chapter's Annoy setting) */
+    uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (32) */
     dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
     void *user_data;
 } dp_ann_build_params;
@@ -116,6 +132,9 @@ typedef struct dp_ann_search_params {
      * index's stored vectors (exact distances); 0 = no rerank: distances are
      * the code approximations. */
     size_t rerank;
+    /* rpforest: leaf entries gathered over all trees before the exact
+     * ranking (duplicates counted, as in Annoy); 0 = n_trees * k. */
+    size_t search_k;
     /* Per-query id to leave out, or NULL (as in dp_search_params). */
     const uint64_t *exclude_ids;
     dp_id_filter_fn filter; /* keep only ids for which it returns nonzero */
@@ -141,6 +160,7 @@ typedef struct dp_ann_info {
     uint32_t M, ef_construction; /* HNSW */
     int max_level;               /* HNSW */
     uint32_t nlist, pq_m;        /* IVF-PQ; nlist 0: too small, searched exactly */
+    uint32_t n_trees, leaf_size; /* rpforest */
     uint64_t seed;
 } dp_ann_info;
 

@@ -14,6 +14,7 @@
 
 const char *dp_ann_kind_name(int kind)
 {
+    if (kind == DP_ANN_RPFOREST) return "rpforest";
     return kind == DP_ANN_HNSW ? "hnsw" : kind == DP_ANN_IVFPQ ? "ivfpq" : NULL;
 }
 
@@ -27,13 +28,18 @@ int dp_ann_kind_parse(const char *name, int *kind)
         *kind = DP_ANN_IVFPQ;
         return 0;
     }
-    return dp_set_error(DP_ERR_INVALID, "unknown ANN kind '%s' (expected hnsw or ivfpq)",
+    if (name && !strcmp(name, "rpforest")) {
+        *kind = DP_ANN_RPFOREST;
+        return 0;
+    }
+    return dp_set_error(DP_ERR_INVALID, "unknown ANN kind '%s' (expected hnsw, ivfpq or rpforest)",
                         name ? name : "(null)");
 }
 
 dp_ann_build_params dp_ann_default_build_params(void)
 {
-    return (dp_ann_build_params){.kind = DP_ANN_HNSW, .M = 16, .ef_construction = 200, .seed = 42};
+    return (dp_ann_build_params){
+        .kind = DP_ANN_HNSW, .M = 16, .ef_construction = 200, .seed = 42, .n_trees = 40};
 }
 
 dp_ann_open_params dp_ann_default_open_params(void)
@@ -65,6 +71,13 @@ void dp_ann_free(dp_ann *a)
         free(a->pool[i]);
     }
     free(a->pool);
+    for (size_t i = 0; i < a->n_rpool; i++) {
+        rpf_scratch_free(a->rpool[i]);
+        free(a->rpool[i]);
+    }
+    free(a->rpool);
+    free(a->item_vec);
+    rpf_free(&a->rf);
     free(a->node_row);
     free(a->tail);
     hnsw_free(&a->g);
@@ -80,6 +93,10 @@ static size_t ann_nodes(const dp_ann *a, const uint64_t **ids)
     if (a->kind == DP_ANN_IVFPQ) {
         *ids = a->pq.ids;
         return a->pq.n;
+    }
+    if (a->kind == DP_ANN_RPFOREST) {
+        *ids = a->rf.ids;
+        return a->rf.n;
     }
     *ids = a->g.ids;
     return a->g.n;
@@ -125,6 +142,17 @@ static int bind(dp_ann *a, const dp_index *ix)
         if (!((covered[r >> 3] >> (r & 7)) & 1) && !dpx_dead(ix, r)) tail[a->n_tail++] = r;
     free(covered);
     a->n_dead = dead;
+    if (a->kind == DP_ANN_RPFOREST) {
+        /* the forest keeps no vectors: its items read the index's rows */
+        const float **iv = realloc(a->item_vec, (nn ? nn : 1) * sizeof *iv);
+        if (!iv) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+        a->item_vec = iv;
+        for (size_t i = 0; i < nn; i++) {
+            size_t l;
+            const dpx_seg *s = nr[i] == ANN_NO_ROW ? NULL : dpx_seg_of(ix, nr[i], &l);
+            iv[i] = s ? s->vec + l * (size_t)ix->dim : NULL;
+        }
+    }
     a->ix = ix;
     a->ix_seq = ix->seq;
     a->ix_rows = ix->rows;
@@ -146,6 +174,60 @@ static uint64_t row_id(const dp_index *ix, size_t row)
     return s->ids[l];
 }
 
+/* rpforest: a new forest over every live row (trees cannot take items
+ * without unbalancing, and Annoy cannot add at all); rows it dropped as
+ * removed are forgotten. */
+static int rpf_rebuild(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p)
+{
+    size_t nl = 0;
+    for (size_t r = 0; r < ix->rows; r++)
+        nl += !dpx_dead(ix, r);
+    const float **vecs = malloc((nl ? nl : 1) * sizeof *vecs);
+    uint64_t *ids = malloc((nl ? nl : 1) * sizeof *ids);
+    int rc = 0;
+    if (!vecs || !ids) {
+        rc = dp_set_error(DP_ERR_NOMEM, "out of memory for %zu rows", nl);
+    } else {
+        size_t j = 0;
+        for (size_t r = 0; r < ix->rows; r++)
+            if (!dpx_dead(ix, r)) {
+                vecs[j] = row_vec(ix, r);
+                ids[j++] = row_id(ix, r);
+            }
+        rc = rpf_build(&a->rf, ix->dim, ix->metric, vecs, ids, nl, a->want_trees, a->want_leaf,
+                       a->seed, p->threads, p->progress, p->user_data);
+        if (!rc) dist_fn_init(&a->rf.df, ix->metric, ix->dim);
+    }
+    free(vecs);
+    free(ids);
+    return rc;
+}
+
+static int build_rpforest(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
+{
+    uint32_t nt = p->n_trees ? p->n_trees : 40, leaf = p->leaf_size ? p->leaf_size : 32;
+    if (nt > RPF_MAX_TREES || leaf > RPF_MAX_LEAF)
+        return dp_set_error(DP_ERR_INVALID,
+                            "dp_ann_build: rpforest with %u trees, leaf size %u (at most %u, %u)",
+                            nt, leaf, RPF_MAX_TREES, RPF_MAX_LEAF);
+    if (ix->rows > UINT32_MAX - 1)
+        return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_build: %s: more than 4G rows", ix->path);
+    dp_ann *a = ann_alloc();
+    if (!a) return dp_set_error(DP_ERR_NOMEM, "dp_ann_build: out of memory");
+    a->kind = DP_ANN_RPFOREST;
+    a->want_trees = nt;
+    a->want_leaf = leaf;
+    a->seed = p->seed;
+    int rc = rpf_rebuild(a, ix, p);
+    if (!rc) rc = bind(a, ix);
+    if (rc) {
+        dp_ann_free(a);
+        return dp_prefix_error(rc, "dp_ann_build: %s", ix->path);
+    }
+    *out = a;
+    return 0;
+}
+
 /* Insert the rows of a->tail into the graph. */
 static int insert_tail(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p)
 {
@@ -160,6 +242,10 @@ static int insert_tail(dp_ann *a, const dp_index *ix, const dp_ann_build_params 
     for (size_t i = 0; i < a->n_tail; i++) {
         vecs[i] = row_vec(ix, a->tail[i]);
         ids[i] = row_id(ix, a->tail[i]);
+    }
+    if (a->kind == DP_ANN_RPFOREST) {
+        rc = rpf_rebuild(a, ix, p);
+        goto done;
     }
     if (a->kind == DP_ANN_IVFPQ) {
         if (!a->pq.nlist && a->n_tail + a->pq.n >= DP_IVFPQ_MIN_ROWS) {
@@ -243,6 +329,7 @@ int dp_ann_build(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
     if (!p) p = &d;
     int kind = p->kind ? p->kind : DP_ANN_HNSW;
     if (kind == DP_ANN_IVFPQ) return build_ivfpq(ix, p, out);
+    if (kind == DP_ANN_RPFOREST) return build_rpforest(ix, p, out);
     if (kind != DP_ANN_HNSW)
         return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_build: ANN kind %d is not supported", kind);
     if (p->M < 2 || p->M > HNSW_MAX_M)
@@ -276,7 +363,7 @@ int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out)
     *out = NULL;
     dp_ann_open_params d = dp_ann_default_open_params();
     if (!p) p = &d;
-    if (p->kind && p->kind != DP_ANN_HNSW && p->kind != DP_ANN_IVFPQ)
+    if (p->kind && p->kind != DP_ANN_HNSW && p->kind != DP_ANN_IVFPQ && p->kind != DP_ANN_RPFOREST)
         return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_open: ANN kind %d is not supported",
                             p->kind);
     int kind = DP_ANN_NONE;
@@ -284,6 +371,8 @@ int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out)
         kind = DP_ANN_HNSW;
     else if ((!p->kind || p->kind == DP_ANN_IVFPQ) && dp_index_count_sections(ix, "ivfpq."))
         kind = DP_ANN_IVFPQ;
+    else if ((!p->kind || p->kind == DP_ANN_RPFOREST) && dp_index_count_sections(ix, "rpforest."))
+        kind = DP_ANN_RPFOREST;
     if (!kind)
         return dp_set_error(DP_ERR_NOT_FOUND,
                             "dp_ann_open: %s holds no %s structure (build "
@@ -293,7 +382,13 @@ int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out)
     if (!a) return dp_set_error(DP_ERR_NOMEM, "dp_ann_open: out of memory");
     a->kind = kind;
     int rc;
-    if (kind == DP_ANN_IVFPQ) {
+    if (kind == DP_ANN_RPFOREST) {
+        rc = rpf_load(&a->rf, ix, p->verify);
+        dist_fn_init(&a->rf.df, a->rf.metric, a->rf.dim);
+        a->want_trees = a->rf.n_trees;
+        a->want_leaf = a->rf.leaf_size;
+        a->seed = a->rf.seed;
+    } else if (kind == DP_ANN_IVFPQ) {
         rc = ivfpq_load(&a->pq, ix, p->verify);
         a->want_nlist = 0;
         a->want_m = 0;
@@ -316,6 +411,10 @@ int dp_ann_update(dp_ann *a, const dp_index *ix, const dp_ann_build_params *p)
     if (!p) p = &d;
     uint32_t dim = a->kind == DP_ANN_IVFPQ ? a->pq.dim : a->g.dim;
     int metric = a->kind == DP_ANN_IVFPQ ? a->pq.metric : a->g.metric;
+    if (a->kind == DP_ANN_RPFOREST) {
+        dim = a->rf.dim;
+        metric = a->rf.metric;
+    }
     if (ix->dim != dim || ix->metric != metric)
         return dp_set_error(DP_ERR_MISMATCH, "dp_ann_update: %s has another dimension or metric",
                             ix->path);
@@ -337,7 +436,12 @@ int dp_ann_save(const dp_ann *a, dp_index *ix)
 {
     /* one structure per index: the other kind's sections go */
     int rc = dp_index_drop_sections(ix, a->kind == DP_ANN_IVFPQ ? "hnsw." : "ivfpq.");
-    if (!rc) rc = a->kind == DP_ANN_IVFPQ ? ivfpq_save(&a->pq, ix) : hnsw_save(&a->g, ix);
+    if (!rc && a->kind != DP_ANN_RPFOREST) rc = dp_index_drop_sections(ix, "rpforest.");
+    if (!rc && a->kind == DP_ANN_RPFOREST) rc = dp_index_drop_sections(ix, "hnsw.");
+    if (!rc && a->kind == DP_ANN_RPFOREST)
+        rc = rpf_save(&a->rf, ix);
+    else if (!rc)
+        rc = a->kind == DP_ANN_IVFPQ ? ivfpq_save(&a->pq, ix) : hnsw_save(&a->g, ix);
     return rc ? dp_prefix_error(rc, "dp_ann_save") : 0;
 }
 
@@ -345,6 +449,7 @@ int dp_ann_drop(dp_index *ix)
 {
     int rc = dp_index_drop_sections(ix, "hnsw.");
     if (!rc) rc = dp_index_drop_sections(ix, "ivfpq.");
+    if (!rc) rc = dp_index_drop_sections(ix, "rpforest.");
     return rc ? dp_prefix_error(rc, "dp_ann_drop") : 0;
 }
 
@@ -354,6 +459,15 @@ int dp_ann_describe(const dp_ann *a, dp_ann_info *out)
     out->kind = a->kind;
     out->dead = a->n_dead;
     out->unindexed = a->n_tail;
+    if (a->kind == DP_ANN_RPFOREST) {
+        out->nodes = a->rf.n;
+        out->bytes = rpf_bytes(&a->rf);
+        out->n_trees = a->rf.n_trees;
+        out->leaf_size = a->rf.leaf_size;
+        out->seed = a->rf.seed;
+        out->max_level = -1;
+        return 0;
+    }
     if (a->kind == DP_ANN_IVFPQ) {
         out->nodes = a->pq.n;
         out->bytes = ivfpq_bytes(&a->pq);
@@ -424,7 +538,9 @@ static bool accept_node(uint32_t node, void *ctx)
     const qctx *c = ctx;
     uint64_t row = c->a->node_row[node];
     if (row == ANN_NO_ROW || dpx_dead(c->a->ix, row)) return false;
-    uint64_t id = c->a->kind == DP_ANN_IVFPQ ? c->a->pq.ids[node] : c->a->g.ids[node];
+    uint64_t id = c->a->kind == DP_ANN_IVFPQ      ? c->a->pq.ids[node]
+                  : c->a->kind == DP_ANN_RPFOREST ? c->a->rf.ids[node]
+                                                  : c->a->g.ids[node];
     return id != c->exclude && (!c->filter || c->filter(id, c->ud));
 }
 
@@ -451,7 +567,38 @@ typedef struct sbuf {
 
 static uint64_t node_id(const dp_ann *a, uint32_t node)
 {
+    if (a->kind == DP_ANN_RPFOREST) return a->rf.ids[node];
     return a->kind == DP_ANN_IVFPQ ? a->pq.ids[node] : a->g.ids[node];
+}
+
+/* rpforest scratch: the stamps are as long as the forest, so they are kept
+ * between calls rather than allocated per query. */
+static rpf_scratch *rpf_scratch_get(dp_ann *a)
+{
+    rpf_scratch *s = NULL;
+    pthread_mutex_lock(&a->mu);
+    if (a->n_rpool) s = a->rpool[--a->n_rpool];
+    pthread_mutex_unlock(&a->mu);
+    return s ? s : calloc(1, sizeof *s);
+}
+
+static void rpf_scratch_put(dp_ann *a, rpf_scratch *s)
+{
+    pthread_mutex_lock(&a->mu);
+    if (a->n_rpool == a->cap_rpool) {
+        size_t cap = a->cap_rpool ? a->cap_rpool * 2 : 8;
+        rpf_scratch **p = realloc(a->rpool, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&a->mu);
+            rpf_scratch_free(s);
+            free(s);
+            return;
+        }
+        a->rpool = p;
+        a->cap_rpool = cap;
+    }
+    a->rpool[a->n_rpool++] = s;
+    pthread_mutex_unlock(&a->mu);
 }
 
 static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_search_params *p,
@@ -462,6 +609,12 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
     uint32_t dim = pq ? a->pq.dim : a->g.dim;
     int metric = pq ? a->pq.metric : a->g.metric;
     const dist_fn *df = pq ? &a->pq.df : &a->g.df;
+    bool rp = a->kind == DP_ANN_RPFOREST;
+    if (rp) {
+        dim = a->rf.dim;
+        metric = a->rf.metric;
+        df = &a->rf.df;
+    }
     const float *q = q0;
     if (metric == DP_METRIC_COSINE) {
         double s = 0;
@@ -475,7 +628,15 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
     qctx c = {a, p->exclude_ids ? p->exclude_ids[qi] : UINT64_MAX, p->filter, p->filter_user_data};
     bool plain = !a->n_dead && ix->n_deleted == a->ix_ndel && c.exclude == UINT64_MAX && !c.filter;
     size_t nr;
-    if (pq) {
+    if (rp) {
+        rpf_scratch *s = rpf_scratch_get((dp_ann *)a);
+        size_t sk = p->search_k ? p->search_k : (size_t)a->rf.n_trees * p->k;
+        nr = s ? rpf_search(&a->rf, a->item_vec, df, q, p->k, sk, s, plain ? NULL : accept_node, &c,
+                            b->c)
+               : (size_t)-1;
+        if (s) rpf_scratch_put((dp_ann *)a, s);
+        if (nr == (size_t)-1) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
+    } else if (pq) {
         nr = ivfpq_search(&a->pq, q, p->nprobe ? p->nprobe : 16, ef, &b->pq,
                           plain ? NULL : accept_node, &c, b->c);
         if (p->rerank) /* exact distances from the index's vectors */
@@ -525,8 +686,9 @@ int dp_ann_search(const dp_ann *a, const float *queries, size_t nq, const dp_ann
     /* HNSW: the candidate list; IVF-PQ: the candidates kept by code distance */
     size_t ef = pq ? (p->rerank > p->k ? p->rerank : p->k) : (p->ef < p->k ? p->k : p->ef);
     if (ef > 1000000) ef = 1000000;
+    if (a->kind == DP_ANN_RPFOREST) ef = p->k; /* its own buffers hold the candidates */
     size_t rcap = ef + a->n_tail;
-    uint32_t dim = pq ? a->pq.dim : a->g.dim;
+    uint32_t dim = pq ? a->pq.dim : a->kind == DP_ANN_RPFOREST ? a->rf.dim : a->g.dim;
     int nthr = p->threads > 0 ? p->threads : omp_get_max_threads();
     if (nq < 2) nthr = 1;
     volatile int err = 0;

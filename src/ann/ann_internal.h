@@ -221,6 +221,90 @@ void ivfpq_scratch_free(ivfpq_scratch *s);
 size_t ivfpq_search(const ivfpq *p, const float *q, size_t nprobe, size_t cap, ivfpq_scratch *s,
                     hnsw_accept_fn accept, void *ctx, cand *out);
 
+/* ---- random-projection forest (rpforest.c) -----------------------------------
+ * Sections: rpforest.meta, rpforest.roots (n_trees u32 node numbers),
+ * rpforest.nodes (rpf_node records of every tree), rpforest.normals
+ * (n_normals x dim f32, one per inner node, unit length), rpforest.refs
+ * (n_trees x n u32 items: tree t's leaves cut its own permutation of the
+ * items into runs) and rpforest.ids (n u64). The vectors are the index's. */
+#define RPF_LEAF UINT32_MAX
+#define RPF_MAX_TREES 4096
+#define RPF_MAX_LEAF 65536
+
+typedef struct rpf_meta {
+    char magic[8]; /* "DPRPFOR\0" */
+    uint32_t version;
+    uint32_t dim;
+    uint32_t metric;
+    uint32_t n_trees;
+    uint32_t leaf_size;
+    uint32_t reserved0;
+    uint64_t n;
+    uint64_t seed;
+    uint64_t n_nodes;
+    uint64_t n_normals;
+    uint64_t n_refs; /* n_trees * n */
+    uint32_t reserved[2];
+} rpf_meta;
+_Static_assert(sizeof(rpf_meta) == 80, "rpf_meta layout");
+
+/* Inner node: x goes to child[1] when dot(normal, x) > thr, else child[0];
+ * children always come after their parent, so a walk cannot loop. Leaf
+ * (normal == RPF_LEAF): items refs[child[0] .. child[0] + child[1]). */
+typedef struct rpf_node {
+    uint32_t child[2];
+    float thr;
+    uint32_t normal;
+} rpf_node;
+_Static_assert(sizeof(rpf_node) == 16, "rpf_node layout");
+
+typedef struct rpforest {
+    uint32_t dim, n_trees, leaf_size;
+    int metric;
+    uint64_t seed;
+    size_t n, n_nodes, n_normals, n_refs;
+    const uint32_t *roots;
+    const rpf_node *nodes;
+    const float *normals;
+    const uint32_t *refs;
+    const uint64_t *ids;
+    void *own[5]; /* heap copies (built) behind the pointers above */
+    dist_fn df;
+} rpforest;
+
+/* Per-thread search buffers, kept in the handle's pool between calls. */
+typedef struct rpf_scratch {
+    uint32_t *mark; /* generation stamps per item: dedupe across trees */
+    size_t n_mark;
+    uint32_t gen;
+    cand *heap; /* (distance to the nearest unexplored hyperplane, node) */
+    size_t heap_cap;
+    uint32_t *cand; /* unique accepted items */
+    size_t cand_cap;
+    float *tile; /* gathered candidate rows for one kernel call */
+    float *dist;
+    size_t dist_cap;
+} rpf_scratch;
+
+void rpf_free(rpforest *f);
+/* Build n_trees trees over the items vecs[i] (ids[i]); tree t depends on
+ * (seed, t) only, so threads do not change the bytes. */
+int rpf_build(rpforest *f, uint32_t dim, int metric, const float *const *vecs, const uint64_t *ids,
+              size_t n, uint32_t n_trees, uint32_t leaf_size, uint64_t seed, int threads,
+              dp_progress_fn progress, void *user_data);
+int rpf_load(rpforest *f, const dp_index *ix, bool verify);
+int rpf_save(const rpforest *f, dp_index *ix);
+size_t rpf_bytes(const rpforest *f);
+void rpf_scratch_free(rpf_scratch *s);
+/* The best k (at most) items by exact distance among those found in the
+ * leaves nearest q over all trees, gathering at least search_k leaf entries
+ * (duplicates counted, as Annoy does) and k accepted ones when the forest
+ * holds them; vec[i] is item i's vector. Sorted nearest first into out;
+ * returns how many, or (size_t)-1 when out of memory. */
+size_t rpf_search(const rpforest *f, const float *const *vec, const dist_fn *df, const float *q,
+                  size_t k, size_t search_k, rpf_scratch *s, hnsw_accept_fn accept, void *ctx,
+                  cand *out);
+
 struct dp_ann {
     int kind;
     hnsw g;
@@ -238,6 +322,11 @@ struct dp_ann {
     pthread_mutex_t mu; /* guards the scratch pool */
     hnsw_scratch **pool;
     size_t n_pool, cap_pool;
+    rpforest rf;                    /* random-projection forest */
+    uint32_t want_trees, want_leaf; /* its build parameters, for the rebuild in update */
+    const float **item_vec;         /* rpforest item -> the index's row vector (NULL: gone) */
+    rpf_scratch **rpool;            /* guarded by mu */
+    size_t n_rpool, cap_rpool;
 };
 
 #endif

@@ -20,6 +20,7 @@ static void help(FILE *f)
             "usage: doppel ann build INDEX [--kind hnsw] [--M 16] [--ef-construction 200]\n"
             "                   [--seed 42] [--threads N] [-q]\n"
             "       doppel ann build INDEX --kind ivfpq [--nlist N] [--m M] [--seed 42]\n"
+            "       doppel ann build INDEX --kind rpforest [--trees 40] [--leaf 32] [--seed 42]\n"
             "       doppel ann update INDEX [--threads N]   insert entries added since\n"
             "       doppel ann info INDEX [--verify]\n"
             "       doppel ann drop INDEX\n\n"
@@ -28,13 +29,18 @@ static void help(FILE *f)
             "whatever the thread count. Entries added later are searched exactly until\n"
             "'update' inserts them; removed entries are never returned.\n\n"
             "  --kind K             hnsw (graph) or ivfpq (compressed codes; below %d\n"
-            "                       entries it holds nothing and search stays exact)\n"
+            "                       entries it holds nothing and search stays exact) or\n"
+            "                       rpforest (random-projection trees, the chapter's Annoy;\n"
+            "                       an update rebuilds it)\n"
             "  --M N                links per node (level 0 keeps 2*M), 2..256\n"
             "  --ef-construction N  candidate list while linking\n"
             "  --nlist N            IVF-PQ cells (default about 4 sqrt(entries))\n"
             "  --m N                IVF-PQ bytes per vector; must divide the dimension\n"
             "                       (default: the divisor nearest dimension/4)\n"
-            "  --seed N             HNSW levels and order; IVF-PQ training sample\n"
+            "  --trees N            rpforest trees, 1..4096 (default 40)\n"
+            "  --leaf N             rpforest most items per leaf, 1..65536 (default 32)\n"
+            "  --seed N             HNSW levels and order; IVF-PQ training sample; rpforest\n"
+            "                       splits\n"
             "  --threads N          build threads (default: all cores)\n"
             "  --verify             (info) check every section's checksum\n"
             "  -q, --quiet          no progress bar or summary\n"
@@ -66,7 +72,10 @@ static int show_info(const char *path, bool verify)
     dp_ann_describe(a, &in);
     printf("%s: %s, %zu nodes (%zu removed), %zu entries not yet inserted\n", path,
            dp_ann_kind_name(in.kind), in.nodes, in.dead, in.unindexed);
-    if (in.kind == DP_ANN_IVFPQ && !in.nlist)
+    if (in.kind == DP_ANN_RPFOREST)
+        printf("  trees=%u leaf=%u seed=%llu, %.1f MB (+ the index's vectors)\n", in.n_trees,
+               in.leaf_size, (unsigned long long)in.seed, (double)in.bytes / 1e6);
+    else if (in.kind == DP_ANN_IVFPQ && !in.nlist)
         printf("  untrained: fewer than %d entries, searched exactly; %.1f MB\n", DP_IVFPQ_MIN_ROWS,
                (double)in.bytes / 1e6);
     else if (in.kind == DP_ANN_IVFPQ)
@@ -92,6 +101,8 @@ int dp_cmd_ann(int argc, char **argv)
                                          {"m", required_argument, 0, 'P'},
                                          {"threads", required_argument, 0, 't'},
                                          {"verify", no_argument, 0, 'v'},
+                                         {"trees", required_argument, 0, 1200},
+                                         {"leaf", required_argument, 0, 1201},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -141,6 +152,15 @@ int dp_cmd_ann(int argc, char **argv)
         case 'v':
             verify = true;
             break;
+        case 1200:
+        case 1201: {
+            long v = strtol(optarg, NULL, 10);
+            if (v < 1 || v > (c == 1200 ? 4096 : 65536))
+                return dp_cli_usage("ann", "--%s must be in 1..%d", c == 1200 ? "trees" : "leaf",
+                                    c == 1200 ? 4096 : 65536);
+            *(c == 1200 ? &bp.n_trees : &bp.leaf_size) = (uint32_t)v;
+            break;
+        }
         case 'q':
             quiet = true;
             break;
@@ -195,7 +215,11 @@ int dp_cmd_ann(int argc, char **argv)
     if (!quiet) {
         dp_ann_info in;
         dp_ann_describe(a, &in);
-        if (in.kind == DP_ANN_IVFPQ && !in.nlist)
+        if (in.kind == DP_ANN_RPFOREST)
+            printf("%s: rpforest over %zu entries in %.1f s (trees=%u leaf=%u), %.1f MB\n", path,
+                   in.nodes - in.dead, wall_now() - t0, in.n_trees, in.leaf_size,
+                   (double)in.bytes / 1e6);
+        else if (in.kind == DP_ANN_IVFPQ && !in.nlist)
             printf("%s: ivfpq: %zu entries are fewer than %d, too few to train on: searches "
                    "stay exact until 'doppel ann update' finds enough\n",
                    path, in.unindexed, DP_IVFPQ_MIN_ROWS);

@@ -39,7 +39,7 @@ static void help(FILE *f)
             "  --data-dir DIR       keep SPEC.base.fvecs, SPEC.query.fvecs, SPEC.gt.ivecs\n"
             "                       (exact top 100) there and reuse them on the next run\n"
             "  --gt FILE.ivecs      ground truth for --base/--queries (computed if absent)\n"
-            "  --kind K             hnsw (default) or ivfpq\n"
+            "  --kind K             hnsw (default), ivfpq or rpforest\n"
             "  --M N                HNSW links per node (default 16)\n"
             "  --ef-construction N  HNSW build candidate list (default 200)\n"
             "  --ef LIST            search sweep (default 10,16,24,32,48,64,96,128,192,256,512)\n"
@@ -49,6 +49,10 @@ static void help(FILE *f)
             "  --nprobe LIST        IVF-PQ search sweep (default 1,2,4,8,16,32,64,128)\n"
             "  --rerank LIST        IVF-PQ exact rerank depths, 0 = none; each is swept over\n"
             "                       --nprobe (default 0,100)\n"
+            "  --trees N            rpforest trees (default 40, the chapter's Annoy)\n"
+            "  --leaf N             rpforest most items per leaf (default 32)\n"
+            "  --search-k LIST      rpforest search sweep: leaf entries gathered per query\n"
+            "                       (default 100,200,400,1000,2000,4000,10000,20000)\n"
             "  --build-threads N    (default 2)\n"
             "  -k N                 neighbours (default 10)\n"
             "  --seed N             data and build seed (default 42)\n"
@@ -222,6 +226,9 @@ int dp_cmd_bench(int argc, char **argv)
                                          {"m", required_argument, 0, 'P'},
                                          {"nprobe", required_argument, 0, 'p'},
                                          {"rerank", required_argument, 0, 'R'},
+                                         {"trees", required_argument, 0, 1200},
+                                         {"leaf", required_argument, 0, 1201},
+                                         {"search-k", required_argument, 0, 1202},
                                          {"opq", no_argument, 0, 'O'},
                                          {"hdf5", required_argument, 0, 1000},
                                          {"index", required_argument, 0, 1001},
@@ -242,6 +249,7 @@ int dp_cmd_bench(int argc, char **argv)
     size_t nq_syn = 1000, k = 10;
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.threads = 2;
+    const char *sk_list = "100,200,400,1000,2000,4000,10000,20000";
     uint64_t seed = 42;
     int c;
     optind = 1;
@@ -310,6 +318,15 @@ int dp_cmd_bench(int argc, char **argv)
             break;
         case 'R':
             rr_list = optarg;
+            break;
+        case 1200:
+            bp.n_trees = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 1201:
+            bp.leaf_size = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 1202:
+            sk_list = optarg;
             break;
         case 'O':
             bp.opq = true;
@@ -589,7 +606,7 @@ int dp_cmd_bench(int argc, char **argv)
         goto done;
     }
     dp_bench_thresholds(&view, gt, gk, k, thr);
-    bool is_pq = info.kind == DP_ANN_IVFPQ;
+    bool is_pq = info.kind == DP_ANN_IVFPQ, is_rp = info.kind == DP_ANN_RPFOREST;
     if (is_pq && !info.nlist)
         fprintf(stderr, "note: %zu rows are fewer than %d: IVF-PQ searches exactly\n", n,
                 DP_IVFPQ_MIN_ROWS);
@@ -599,7 +616,7 @@ int dp_cmd_bench(int argc, char **argv)
         rrs[nrr++] = strtoull(tok, NULL, 10);
     free(rlist);
     for (size_t ri = 0; ri < nrr; ri++) {
-        char *list = strdup(is_pq ? np_list : ef_list);
+        char *list = strdup(is_pq ? np_list : is_rp ? sk_list : ef_list);
         for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
             size_t ef = strtoull(tok, NULL, 10);
             if (ef < 1) continue;
@@ -608,6 +625,7 @@ int dp_cmd_bench(int argc, char **argv)
             sp.ef = ef;
             sp.nprobe = ef;
             sp.rerank = rrs[ri];
+            sp.search_k = ef;
             sp.threads = 1;
             size_t hit = 0, hit_tie = 0;
             /* one warm-up pass over a few queries so page faults are not timed */
@@ -645,7 +663,12 @@ int dp_cmd_bench(int argc, char **argv)
             }
             qsort(lat, nq, sizeof *lat, cmp_double);
             char row[640], params[96], impl[48], search[48];
-            if (is_pq) {
+            if (is_rp) {
+                snprintf(impl, sizeof impl, "doppel-rpforest");
+                snprintf(params, sizeof params, "trees=%u leaf=%u +raw", info.n_trees,
+                         info.leaf_size);
+                snprintf(search, sizeof search, "search_k=%zu", ef);
+            } else if (is_pq) {
                 /* the rerank reads the raw vectors: counted with them */
                 snprintf(impl, sizeof impl, "doppel-ivfpq%s", sp.rerank ? "-rerank" : "");
                 snprintf(params, sizeof params, "nlist=%u m=%u%s%s", info.nlist, info.pq_m,
@@ -658,6 +681,7 @@ int dp_cmd_bench(int argc, char **argv)
                 snprintf(search, sizeof search, "ef=%zu", ef);
             }
             size_t bytes = info.bytes + (is_pq && sp.rerank ? n * d * sizeof(float) : 0);
+            if (is_rp) bytes += n * d * sizeof(float); /* the exact ranking reads the rows */
             snprintf(row, sizeof row,
                      "%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu,%.4f,%.0f,%d,%.1f\n", impl,
                      name, params, search, (double)hit_tie / (double)(nq * k), (double)nq / ct,
