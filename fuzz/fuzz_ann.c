@@ -6,7 +6,9 @@
  * 24 even = fix them up) so mutations get past the CRCs.
  *
  * Seed corpus: doppel index --vectors x.fvecs -o seed.dpl --ann hnsw, and
- * an index of 5000 rows after doppel ann build --kind ivfpq --nlist 8 --m 2. */
+ * an index of 5000 rows after doppel ann build --kind ivfpq --nlist 8 --m 2,
+ * and one after doppel ann build --kind rpforest --trees 3 --leaf 8 (damaged
+ * nodes, normals and refs: the rpforest walk must stay bounded). */
 #include "doppel/ann.h"
 #include "doppel/index.h"
 #include "index/index_internal.h"
@@ -81,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sp.ef = 32;
             sp.nprobe = 4;
             sp.rerank = 8;
+            sp.search_k = 64; /* rpforest: a few leaves, then k live ones */
             sp.threads = 1;
             dp_ann_search(a, q, 2, &sp, ids, dist);
         }

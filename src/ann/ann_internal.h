@@ -270,13 +270,18 @@ typedef struct rpforest {
     const uint64_t *ids;
     void *own[5]; /* heap copies (built) behind the pointers above */
     dist_fn df;
+    /* set by the binder when item i's vector is at base + i * dim (one
+     * segment, nothing removed before the build): saves a lookup per
+     * candidate; else vec[] is used */
+    const float *base;
 } rpforest;
 
 /* Per-thread search buffers, kept in the handle's pool between calls. */
 typedef struct rpf_scratch {
-    uint32_t *mark; /* generation stamps per item: dedupe across trees */
-    size_t n_mark;
-    uint32_t gen;
+    uint64_t *seen; /* a bit per item (dedupe across trees), cleared after a query */
+    size_t n_seen;
+    uint32_t *rejected; /* seen but refused by the filter: their bits to clear */
+    size_t rej_cap;
     cand *heap; /* (distance to the nearest unexplored hyperplane, node) */
     size_t heap_cap;
     uint32_t *cand; /* unique accepted items */

@@ -357,7 +357,8 @@ size_t rpf_bytes(const rpforest *f)
 
 void rpf_scratch_free(rpf_scratch *s)
 {
-    free(s->mark);
+    free(s->seen);
+    free(s->rejected);
     free(s->heap);
     free(s->cand);
     free(s->tile);
@@ -408,24 +409,19 @@ size_t rpf_search(const rpforest *f, const float *const *vec, const dist_fn *df,
     const uint32_t dim = f->dim;
     const dp_dist_ops_t *ops = df->ops;
     if (!f->n || !k) return 0;
-    if (s->n_mark < f->n) {
-        free(s->mark);
-        s->mark = calloc(f->n, sizeof *s->mark);
-        s->n_mark = s->mark ? f->n : 0;
-        s->gen = 0;
-        if (!s->mark) return (size_t)-1;
-    }
-    if (++s->gen == 0) {
-        memset(s->mark, 0, s->n_mark * sizeof *s->mark);
-        s->gen = 1;
+    if (s->n_seen < f->n) {
+        free(s->seen);
+        s->seen = calloc(f->n / 64 + 1, sizeof *s->seen);
+        s->n_seen = s->seen ? f->n : 0;
+        if (!s->seen) return (size_t)-1;
     }
     if (!s->tile && !(s->tile = malloc((size_t)TILE * dim * sizeof *s->tile))) return (size_t)-1;
     if (grow((void **)&s->heap, &s->heap_cap, f->n_trees + 64, sizeof *s->heap)) return (size_t)-1;
     size_t hn = 0;
     for (uint32_t t = 0; t < f->n_trees; t++)
         s->heap[hn++] = (cand){-INFINITY, f->roots[t]};
-    const uint32_t gen = s->gen;
-    size_t got = 0, nc = 0, steps = 0;
+    uint64_t *seen = s->seen;
+    size_t got = 0, nc = 0, nrej = 0, steps = 0;
     while (hn && (got < search_k || nc < k)) {
         cand top = s->heap[0];
         s->heap[0] = s->heap[--hn];
@@ -449,7 +445,7 @@ size_t rpf_search(const rpforest *f, const float *const *vec, const dist_fn *df,
             m -= nd->thr;
             int side = m > 0;
             float am = fabsf(m), kn = fmaxf(key, -am), kf = fmaxf(key, am);
-            if (grow((void **)&s->heap, &s->heap_cap, hn + 2, sizeof *s->heap)) return (size_t)-1;
+            if (grow((void **)&s->heap, &s->heap_cap, hn + 2, sizeof *s->heap)) goto oom;
             s->heap[hn] = (cand){kf, nd->child[!side]};
             heap_up(s->heap, hn++, 1);
             if (kn > s->heap[0].d) {
@@ -464,32 +460,44 @@ size_t rpf_search(const rpforest *f, const float *const *vec, const dist_fn *df,
             size_t st = nd->child[0], cnt = nd->child[1];
             if (st > f->n_refs || cnt > f->n_refs - st) continue;
             got += cnt;
-            if (grow((void **)&s->cand, &s->cand_cap, nc + cnt, sizeof *s->cand)) return (size_t)-1;
+            if (grow((void **)&s->cand, &s->cand_cap, nc + cnt, sizeof *s->cand)) goto oom;
             const uint32_t *r = f->refs + st;
             for (size_t i = 0; i < cnt; i++) {
                 uint32_t it = r[i];
-                if (it >= f->n || s->mark[it] == gen) continue;
-                s->mark[it] = gen;
-                if (!vec[it] || (accept && !accept(it, ctx))) continue;
+                if (it >= f->n || (seen[it >> 6] >> (it & 63) & 1)) continue;
+                seen[it >> 6] |= 1ull << (it & 63);
+                if (!vec[it] || (accept && !accept(it, ctx))) {
+                    if (grow((void **)&s->rejected, &s->rej_cap, nrej + 1, sizeof *s->rejected))
+                        goto oom;
+                    s->rejected[nrej++] = it;
+                    continue;
+                }
                 s->cand[nc++] = it;
             }
         }
     next:;
     }
-    if (grow((void **)&s->dist, &s->dist_cap, nc + TILE, sizeof *s->dist)) return (size_t)-1;
+    if (grow((void **)&s->dist, &s->dist_cap, nc + TILE, sizeof *s->dist)) goto oom;
     /* exact distances, TILE gathered rows per kernel call; the rows of the
      * next tile are prefetched while this one is computed */
+    /* the bits go back to zero for the next query */
+    for (size_t i = 0; i < nc; i++)
+        seen[s->cand[i] >> 6] = 0;
+    for (size_t i = 0; i < nrej; i++)
+        seen[s->rejected[i] >> 6] = 0;
     const size_t rb = (size_t)dim * sizeof(float);
+    const float *base = f->base;
+#define ROW(it) (base ? base + (size_t)(it)*dim : vec[it])
     for (size_t i = 0; i < nc && i < TILE; i++)
         for (size_t o = 0; o < rb; o += 64)
-            __builtin_prefetch((const char *)vec[s->cand[i]] + o);
+            __builtin_prefetch((const char *)ROW(s->cand[i]) + o);
     for (size_t i = 0; i < nc; i += TILE) {
         size_t b = nc - i < TILE ? nc - i : TILE;
         for (size_t j = i + TILE; j < nc && j < i + 2 * TILE; j++)
             for (size_t o = 0; o < rb; o += 64)
-                __builtin_prefetch((const char *)vec[s->cand[j]] + o);
+                __builtin_prefetch((const char *)ROW(s->cand[j]) + o);
         for (size_t j = 0; j < b; j++)
-            memcpy(s->tile + j * dim, vec[s->cand[i + j]], rb);
+            memcpy(s->tile + j * dim, ROW(s->cand[i + j]), rb);
         float *o = s->dist + i;
         switch (df->op) {
         case 0:
@@ -517,8 +525,15 @@ size_t rpf_search(const rpforest *f, const float *const *vec, const dist_fn *df,
             heap_down(out, m, -1);
         }
     }
+#undef ROW
     qsort(out, m, sizeof *out, cand_asc);
     return m;
+oom:
+    for (size_t i = 0; i < nc; i++)
+        seen[s->cand[i] >> 6] = 0;
+    for (size_t i = 0; i < nrej; i++)
+        seen[s->rejected[i] >> 6] = 0;
+    return (size_t)-1;
 }
 
 /* ---- sections ---------------------------------------------------------------- */

@@ -50,7 +50,7 @@ static void help(FILE *f)
             "  --rerank LIST        IVF-PQ exact rerank depths, 0 = none; each is swept over\n"
             "                       --nprobe (default 0,100)\n"
             "  --trees N            rpforest trees (default 40, the chapter's Annoy)\n"
-            "  --leaf N             rpforest most items per leaf (default 32)\n"
+            "  --leaf N             rpforest most items per leaf (default 128)\n"
             "  --search-k LIST      rpforest search sweep: leaf entries gathered per query\n"
             "                       (default 100,200,400,1000,2000,4000,10000,20000)\n"
             "  --build-threads N    (default 2)\n"
