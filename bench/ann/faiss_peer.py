@@ -3,8 +3,8 @@
 on the same .fvecs data and ground truth as `doppel bench`. HNSWFlat (M=16,
 efConstruction=200) with an efSearch sweep and IVFFlat (nlist = 4 sqrt(N))
 with an nprobe sweep, IVFPQ (the same nlist and m as doppel's defaults or
-as given: argv[6] nlist, argv[7] m; 8-bit codes) alone and inside
-IndexRefineFlat (exact rerank of the top 100, k_factor 10); builds on 2 threads, queries one at a time on one
+as given: argv[6] nlist, argv[7] m; 8-bit codes; kind ivfpq-opq puts
+Faiss's OPQMatrix in front) alone and inside IndexRefineFlat (exact rerank of the top 100, k_factor 10); builds on 2 threads, queries one at a time on one
 thread. Prints the CSV columns of doppel bench. Each query goes through
 Python, which adds a few microseconds per call (measured below as the cost
 of an empty search on a 1-vector index, and reported)."""
@@ -84,36 +84,49 @@ def main():
             ix.nprobe = v
         sweep("faiss-ivfflat", name, "nlist=%d" % nlist, ix, setp, [1, 2, 4, 8, 16, 32, 64, 128],
               Q, G, k, bw, bc, n * d * 4 + n * 8 + nlist * d * 4)
-    if "ivfpq" in kinds:
-        faiss.omp_set_num_threads(2)
-        # doppel's defaults: nlist = 4 sqrt(N) (at most N/32), m = the divisor of d nearest d/4
-        nlist = int(sys.argv[6]) if len(sys.argv) > 6 and int(sys.argv[6]) else \
-            max(1, int(min(round(4 * np.sqrt(n)), n / 32)))
-        divs = [m for m in range(1, d + 1) if d % m == 0]
-        m = int(sys.argv[7]) if len(sys.argv) > 7 and int(sys.argv[7]) else \
-            min(divs, key=lambda v: (abs(v - d / 4), -v))
-        q = faiss.IndexFlatL2(d)
-        ix = faiss.IndexIVFPQ(q, d, nlist, m, 8)
-        w0, c0 = time.perf_counter(), time.process_time()
-        ntrain = min(n, max(40 * nlist, 65536))
-        ix.train(X[np.random.RandomState(42).choice(n, ntrain, replace=False)])
-        ix.add(X)
-        bw, bc = time.perf_counter() - w0, time.process_time() - c0
-        print("faiss ivfpq nlist=%d m=%d built in %.1f s (%.1f CPU-s)" % (nlist, m, bw, bc), file=sys.stderr)
-        # codes + ids + coarse centroids + PQ codebooks (what doppel counts)
-        nbytes = n * (m + 8) + nlist * d * 4 + m * 256 * (d // m) * 4 + (nlist + 1) * 8
-        nps = [1, 2, 4, 8, 16, 32, 64, 128]
+    for kind in ("ivfpq", "ivfpq-opq"):
+        if kind in kinds:
+            ivfpq_peer(kind == "ivfpq-opq", X, Q, G, name, k)
 
-        def setp(v):
-            ix.nprobe = v
-        sweep("faiss-ivfpq", name, "nlist=%d m=%d" % (nlist, m), ix, setp, nps, Q, G, k, bw, bc, nbytes)
-        rf = faiss.IndexRefineFlat(ix, faiss.swig_ptr(X))
-        rf.k_factor = 10
 
-        def setp2(v):
-            ix.nprobe = v
-        sweep("faiss-ivfpq-refine", name, "nlist=%d m=%d +raw" % (nlist, m), rf, setp2, nps, Q, G,
-              k, bw, bc, nbytes + n * d * 4)
+def ivfpq_peer(opq, X, Q, G, name, k):
+    """IndexIVFPQ (8-bit codes on residuals) alone and inside IndexRefineFlat;
+    with opq, behind faiss.OPQMatrix in an IndexPreTransform (Faiss's own OPQ:
+    trained on the raw vectors, d2 = m * ceil(d / m) so m need not divide d)."""
+    n, d = X.shape
+    faiss.omp_set_num_threads(2)
+    # doppel's defaults: nlist = 4 sqrt(N) (at most N/32), m = the divisor of d nearest d/4
+    nlist = int(sys.argv[6]) if len(sys.argv) > 6 and int(sys.argv[6]) else \
+        max(1, int(min(round(4 * np.sqrt(n)), n / 32)))
+    divs = [m for m in range(1, d + 1) if d % m == 0]
+    m = int(sys.argv[7]) if len(sys.argv) > 7 and int(sys.argv[7]) else \
+        min(divs, key=lambda v: (abs(v - d / 4), -v))
+    d2 = m * ((d + m - 1) // m) if opq else d
+    q = faiss.IndexFlatL2(d2)
+    ivf = faiss.IndexIVFPQ(q, d2, nlist, m, 8)
+    ix = ivf
+    if opq:
+        ix = faiss.IndexPreTransform(faiss.OPQMatrix(d, m, d2), ivf)
+    w0, c0 = time.perf_counter(), time.process_time()
+    # the same training sample size as doppel (coarse: 40 per cell, at least 65,536)
+    ntrain = min(n, max(40 * nlist, 65536))
+    ix.train(X[np.random.RandomState(42).choice(n, ntrain, replace=False)])
+    ix.add(X)
+    bw, bc = time.perf_counter() - w0, time.process_time() - c0
+    tag = "faiss-ivfpq-opq" if opq else "faiss-ivfpq"
+    print("%s nlist=%d m=%d built in %.1f s (%.1f CPU-s)" % (tag, nlist, m, bw, bc), file=sys.stderr)
+    # codes + ids + coarse centroids + PQ codebooks (+ rotation): what doppel counts
+    nbytes = n * (m + 8) + nlist * d2 * 4 + m * 256 * (d2 // m) * 4 + (nlist + 1) * 8 + \
+        (d2 * d * 4 if opq else 0)
+    nps = [1, 2, 4, 8, 16, 32, 64, 128]
+    params = "nlist=%d m=%d%s" % (nlist, m, " opq" if opq else "")
 
+    def setp(v):
+        ivf.nprobe = v
+    sweep(tag, name, params, ix, setp, nps, Q, G, k, bw, bc, nbytes)
+    rf = faiss.IndexRefineFlat(ix, faiss.swig_ptr(X))
+    rf.k_factor = 10
+    sweep(tag + "-refine", name, params + " +raw", rf, setp, nps, Q, G, k, bw, bc,
+          nbytes + n * d * 4)
 
 main()

@@ -86,10 +86,13 @@ typedef struct dp_ann_build_params {
     uint32_t ef_construction; /* HNSW: candidate list while linking (default 200) */
     uint32_t nlist;           /* IVF-PQ: cells, 0 = about 4 sqrt(N) (default 0) */
     uint32_t pq_m;            /* IVF-PQ: sub-quantisers, must divide dim; 0 = about dim/4 */
+    /* IVF-PQ: learn an OPQ rotation (balanced variance per sub-quantiser,
+     * then Procrustes refinement); m then need not divide dim */
+    bool opq;
     uint64_t seed;            /* HNSW levels and order; IVF-PQ training sample (default 42) */
     int threads;              /* 0 = all cores; the result does not depend on it */
     uint32_t n_trees;         /* rpforest: trees (default 40, the chapter's Annoy setting) */
-    uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (128) */
+    uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (32) */
     dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
     void *user_data;
 } dp_ann_build_params;
@@ -160,6 +163,7 @@ typedef struct dp_ann_info {
     uint32_t M, ef_construction; /* HNSW */
     int max_level;               /* HNSW */
     uint32_t nlist, pq_m;        /* IVF-PQ; nlist 0: too small, searched exactly */
+    bool opq;                    /* IVF-PQ: codes of OPQ-rotated vectors */
     uint32_t n_trees, leaf_size; /* rpforest */
     uint64_t seed;
 } dp_ann_info;

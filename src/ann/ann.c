@@ -152,9 +152,6 @@ static int bind(dp_ann *a, const dp_index *ix)
             const dpx_seg *s = nr[i] == ANN_NO_ROW ? NULL : dpx_seg_of(ix, nr[i], &l);
             iv[i] = s ? s->vec + l * (size_t)ix->dim : NULL;
         }
-        a->rf.base = nn ? iv[0] : NULL;
-        for (size_t i = 0; a->rf.base && i < nn; i++)
-            if (iv[i] != a->rf.base + i * (size_t)ix->dim) a->rf.base = NULL;
     }
     a->ix = ix;
     a->ix_seq = ix->seq;
@@ -208,7 +205,7 @@ static int rpf_rebuild(dp_ann *a, const dp_index *ix, const dp_ann_build_params 
 
 static int build_rpforest(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
 {
-    uint32_t nt = p->n_trees ? p->n_trees : 40, leaf = p->leaf_size ? p->leaf_size : 128;
+    uint32_t nt = p->n_trees ? p->n_trees : 40, leaf = p->leaf_size ? p->leaf_size : 32;
     if (nt > RPF_MAX_TREES || leaf > RPF_MAX_LEAF)
         return dp_set_error(DP_ERR_INVALID,
                             "dp_ann_build: rpforest with %u trees, leaf size %u (at most %u, %u)",
@@ -255,7 +252,7 @@ static int insert_tail(dp_ann *a, const dp_index *ix, const dp_ann_build_params 
             /* grown past the exact-search size: train now */
             ivfpq_free(&a->pq);
             rc = ivfpq_build(&a->pq, ix->dim, ix->metric, vecs, ids, a->n_tail, a->want_nlist,
-                             a->want_m, a->seed, p->threads);
+                             a->want_m, a->want_flags, a->seed, p->threads);
         } else {
             rc = ivfpq_add(&a->pq, vecs, ids, a->n_tail, p->threads);
         }
@@ -275,10 +272,11 @@ static int build_ivfpq(const dp_index *ix, const dp_ann_build_params *p, dp_ann 
         return dp_set_error(DP_ERR_UNSUPPORTED,
                             "dp_ann_build: %s: IVF-PQ supports l2, ip and cosine, not l1",
                             ix->path);
-    if (p->pq_m && (p->pq_m > ix->dim || ix->dim % p->pq_m))
+    if (p->pq_m && (p->pq_m > ix->dim || (!p->opq && ix->dim % p->pq_m)))
         return dp_set_error(DP_ERR_INVALID,
-                            "dp_ann_build: IVF-PQ m = %u does not divide the dimension %u", p->pq_m,
-                            ix->dim);
+                            "dp_ann_build: IVF-PQ m = %u does not divide the dimension %u "
+                            "(with OPQ any m up to it will do)",
+                            p->pq_m, ix->dim);
     if (p->nlist > IVFPQ_MAX_NLIST ||
         (p->nlist && p->nlist > ix->live && ix->live >= DP_IVFPQ_MIN_ROWS))
         return dp_set_error(DP_ERR_INVALID,
@@ -292,6 +290,7 @@ static int build_ivfpq(const dp_index *ix, const dp_ann_build_params *p, dp_ann 
     a->kind = DP_ANN_IVFPQ;
     a->want_nlist = p->nlist;
     a->want_m = p->pq_m;
+    a->want_flags = p->opq ? IVFPQ_OPQ : 0;
     a->seed = p->seed;
     /* an untrained structure: every live row is tail, and insert_tail trains */
     ivfpq_free(&a->pq);
@@ -310,7 +309,7 @@ static int build_ivfpq(const dp_index *ix, const dp_ann_build_params *p, dp_ann 
                 ids[i] = row_id(ix, a->tail[i]);
             }
             rc = ivfpq_build(&a->pq, ix->dim, ix->metric, vecs, ids, a->n_tail, p->nlist, p->pq_m,
-                             p->seed, p->threads);
+                             a->want_flags, p->seed, p->threads);
             if (!rc && p->progress) p->progress(a->n_tail, a->n_tail, p->user_data);
         }
         free(vecs);
@@ -476,6 +475,7 @@ int dp_ann_describe(const dp_ann *a, dp_ann_info *out)
         out->bytes = ivfpq_bytes(&a->pq);
         out->nlist = a->pq.nlist;
         out->pq_m = a->pq.m;
+        out->opq = a->pq.rot != NULL;
         out->seed = a->pq.seed;
         out->max_level = -1;
         return 0;

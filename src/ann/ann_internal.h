@@ -145,7 +145,13 @@ void dist_fn_init(dist_fn *f, int metric, uint32_t dim);
  * (m x 256 x dsub f32, sub-quantiser s's centroid j at (s*256 + j)*dsub),
  * ivfpq.offsets (nlist + 1 u64: list l is entries [off[l], off[l+1])),
  * ivfpq.ids (n u64) and ivfpq.codes (n x m bytes), both in list order, so a
- * probe reads one contiguous run of codes. */
+ * probe reads one contiguous run of codes.
+ *
+ * With OPQ (meta version 2, flag IVFPQ_OPQ) ivfpq.opq holds a dr x dim f32
+ * matrix R with orthonormal columns, dr = m * dsub >= dim (dsub =
+ * ceil(dim/m), so m need not divide dim): every vector and query is coded as
+ * R x, which keeps distances and inner products, and the centroids and
+ * codebooks live in that rotated space (centroids are nlist x dr). */
 #define IVFPQ_KSUB 256
 #define IVFPQ_MAX_NLIST (1u << 20)
 
@@ -159,22 +165,28 @@ typedef struct ivfpq_meta {
     uint32_t ksub;
     uint64_t n;
     uint64_t seed;
-    uint32_t reserved[8];
+    uint32_t dr;    /* version 2: coded dimension m * dsub; version 1: 0 (= dim) */
+    uint32_t flags; /* version 2: IVFPQ_OPQ */
+    uint32_t reserved[6];
 } ivfpq_meta;
+#define IVFPQ_OPQ 1u
 _Static_assert(sizeof(ivfpq_meta) == 80, "ivfpq_meta layout");
 
 typedef struct ivfpq {
     uint32_t dim, nlist, m, dsub;
+    uint32_t dr; /* coded dimension, m * dsub: dim without OPQ */
+    uint32_t flags;
     int metric;
     uint64_t seed;
     size_t n;
-    const float *centroids; /* nlist x dim */
+    const float *centroids; /* nlist x dr */
     const float *codebooks; /* m x 256 x dsub */
     const uint64_t *offsets;
     const uint64_t *ids;
     const uint8_t *codes;
-    void *own[5]; /* heap copies (built or updated) behind the pointers above */
-    float *cbt;   /* heap: codebooks transposed to [s][t][j], for the table kernels */
+    const float *rot; /* OPQ: dr x dim; NULL without */
+    void *own[6];     /* heap copies (built or updated) behind the pointers above */
+    float *cbt;       /* heap: codebooks transposed to [s][t][j], for the table kernels */
     size_t max_list;
     dist_fn df;
 } ivfpq;
@@ -195,9 +207,11 @@ const ivfpq_kern *ivfpq_kern_avx2(void); /* NULL without AVX2+FMA */
 const ivfpq_kern *ivfpq_kern_best(void);
 
 void ivfpq_free(ivfpq *p);
-/* Train on the given rows (nlist 0 / m 0: derived) and encode them. */
+/* Train on the given rows (nlist 0 / m 0: derived; flags IVFPQ_OPQ: learn a
+ * rotation) and encode them. */
 int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, const uint64_t *ids,
-                size_t count, uint32_t nlist, uint32_t m, uint64_t seed, int threads);
+                size_t count, uint32_t nlist, uint32_t m, uint32_t flags, uint64_t seed,
+                int threads);
 /* Encode more rows into the lists (heap-copies a mapped structure first). */
 int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t count, int threads);
 int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify);
@@ -209,7 +223,8 @@ typedef struct ivfpq_scratch {
     float *coarse; /* nlist */
     cand *probe;   /* nlist */
     float *tab;    /* m x 256 */
-    float *resid;  /* dim */
+    float *resid;  /* dr */
+    float *qr;     /* dr: the rotated query */
     float *dl;     /* max_list */
 } ivfpq_scratch;
 
@@ -270,18 +285,13 @@ typedef struct rpforest {
     const uint64_t *ids;
     void *own[5]; /* heap copies (built) behind the pointers above */
     dist_fn df;
-    /* set by the binder when item i's vector is at base + i * dim (one
-     * segment, nothing removed before the build): saves a lookup per
-     * candidate; else vec[] is used */
-    const float *base;
 } rpforest;
 
 /* Per-thread search buffers, kept in the handle's pool between calls. */
 typedef struct rpf_scratch {
-    uint64_t *seen; /* a bit per item (dedupe across trees), cleared after a query */
-    size_t n_seen;
-    uint32_t *rejected; /* seen but refused by the filter: their bits to clear */
-    size_t rej_cap;
+    uint32_t *mark; /* generation stamps per item: dedupe across trees */
+    size_t n_mark;
+    uint32_t gen;
     cand *heap; /* (distance to the nearest unexplored hyperplane, node) */
     size_t heap_cap;
     uint32_t *cand; /* unique accepted items */
@@ -315,6 +325,7 @@ struct dp_ann {
     hnsw g;
     ivfpq pq;
     uint32_t want_nlist, want_m; /* IVF-PQ build parameters, for a deferred training */
+    uint32_t want_flags;         /* IVF-PQ: IVFPQ_OPQ */
     uint64_t seed;
     const dp_index *ix;
     uint64_t ix_seq;

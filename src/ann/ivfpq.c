@@ -9,6 +9,7 @@
 
 #include "util/util.h"
 
+#include <lapack.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #define COARSE_PER_LIST 40 /* training rows per cell */
 #define COARSE_MIN_SAMPLE 65536
 #define PQ_SAMPLE 65536
+#define OPQ_ITERS 8    /* rotation updates */
+#define OPQ_PQ_ITERS 4 /* k-means steps between two of them */
 
 static const char IVFPQ_MAGIC[8] = {'D', 'P', 'I', 'V', 'F', 'P', 'Q', 0};
 
@@ -98,6 +101,14 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* Inside a worker: the GEMM library would take every core for a call made
+ * from a team of one (not an active parallel region) and split the sum
+ * over k differently, so a 1-thread build would differ in the last bits. */
+static void gemm_one_thread(void)
+{
+    omp_set_num_threads(1);
+}
+
 /* Nearest of k centres (C, |C|^2 in cn) for nr <= TILE contiguous rows:
  * argmin |c|^2 - 2 x.c from one GEMM; G holds TILE x k floats. */
 static int nearest_tile(const float *X, size_t nr, uint32_t d, const float *C, const float *cn,
@@ -141,6 +152,7 @@ static int assign(const float *const *rows, size_t n, uint32_t d, const float *C
     volatile int err = 0;
 #pragma omp parallel num_threads(nthr)
     {
+        gemm_one_thread();
         float *buf = malloc((size_t)TILE * d * sizeof *buf);
         float *G = malloc((size_t)TILE * k * sizeof *G);
         if (!buf || !G) err = DP_ERR_NOMEM;
@@ -162,10 +174,11 @@ static int assign(const float *const *rows, size_t n, uint32_t d, const float *C
 }
 
 /* Lloyd's k-means on n contiguous rows (n >= k), seeded random distinct
- * rows as the start. An emptied cell takes half of the largest one (its
- * centre nudged both ways), so all k centres stay in use. */
+ * rows as the start unless warm (C holds the start). An emptied cell takes
+ * half of the largest one (its centre nudged both ways), so all k centres
+ * stay in use. */
 static int kmeans(const float *X, size_t n, uint32_t d, uint32_t k, int iters, uint64_t seed,
-                  int nthr, float *C)
+                  int nthr, bool warm, float *C)
 {
     int rc = 0;
     const float **rows = malloc(n * sizeof *rows);
@@ -182,7 +195,7 @@ static int kmeans(const float *X, size_t n, uint32_t d, uint32_t k, int iters, u
         perm[i] = i;
     }
     uint64_t st = seed;
-    for (uint32_t c = 0; c < k; c++) {
+    for (uint32_t c = 0; c < k && !warm; c++) {
         size_t j = c + (size_t)(splitmix(&st) % (n - c));
         size_t t = perm[c];
         perm[c] = perm[j];
@@ -227,11 +240,306 @@ done:
     return rc;
 }
 
+/* Sub-quantisers on n rows of Y (n x dr), one per thread: their GEMMs are
+ * too small to share. */
+static int train_pq(const float *Y, size_t n, uint32_t dr, uint32_t m, uint32_t dsub, int iters,
+                    uint64_t seed, int nthr, bool warm, float *CB)
+{
+    volatile int err = 0;
+#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (uint32_t s = 0; s < m; s++) {
+        float *xs = malloc(n * dsub * sizeof *xs);
+        int e = xs ? 0 : DP_ERR_NOMEM;
+        if (!e && !err) {
+            for (size_t i = 0; i < n; i++)
+                memcpy(xs + i * dsub, Y + i * dr + (size_t)s * dsub, dsub * sizeof *xs);
+            e = kmeans(xs, n, dsub, IVFPQ_KSUB, iters, seed + 1 + s, 1, warm,
+                       CB + (size_t)s * IVFPQ_KSUB * dsub);
+        }
+        free(xs);
+        if (e) err = e;
+    }
+    if (err)
+        return dp_set_error(err, "training the sub-quantisers failed (%s)",
+                            err == DP_ERR_NOMEM ? "out of memory" : "sgemm");
+    return 0;
+}
+
+/* Codes of nr <= TILE residual rows R (nr x m*dsub) into codes (m per row).
+ * cbn: squared norms of the codebooks; Xs (TILE x dsub), G (TILE x 256), o
+ * (TILE) are the caller's scratch. */
+static int pq_codes_tile(const float *R, size_t nr, uint32_t m, uint32_t dsub, const float *CB,
+                         const float *cbn, float *Xs, float *G, int32_t *o, uint8_t *codes)
+{
+    size_t dr = (size_t)m * dsub;
+    for (uint32_t s = 0; s < m; s++) {
+        for (size_t i = 0; i < nr; i++)
+            memcpy(Xs + i * dsub, R + i * dr + (size_t)s * dsub, dsub * sizeof *Xs);
+        if (nearest_tile(Xs, nr, dsub, CB + (size_t)s * IVFPQ_KSUB * dsub,
+                         cbn + (size_t)s * IVFPQ_KSUB, IVFPQ_KSUB, G, o))
+            return DP_ERR_BACKEND;
+        for (size_t i = 0; i < nr; i++)
+            codes[i * m + s] = (uint8_t)o[i];
+    }
+    return 0;
+}
+
+static float *codebook_norms(const float *CB, uint32_t m, uint32_t dsub)
+{
+    float *cbn = malloc((size_t)m * IVFPQ_KSUB * sizeof *cbn);
+    if (cbn)
+        for (uint32_t s = 0; s < m; s++)
+            sqnorms(CB + (size_t)s * IVFPQ_KSUB * dsub, IVFPQ_KSUB, dsub,
+                    cbn + (size_t)s * IVFPQ_KSUB);
+    return cbn;
+}
+
+/* Y = X R^T (n x dr) for X n x dim, R dr x dim, over fixed tiles. */
+static int rotate_rows(const float *X, size_t n, uint32_t dim, const float *R, uint32_t dr,
+                       int nthr, float *Y)
+{
+    size_t nt = (n + TILE - 1) / TILE;
+    volatile int err = 0;
+#pragma omp parallel num_threads(nthr)
+    {
+        gemm_one_thread();
+#pragma omp for schedule(dynamic, 1)
+        for (size_t t = 0; t < nt; t++) {
+            size_t r0 = t * TILE, nr = n - r0 < TILE ? n - r0 : TILE;
+            if (!err && dp_sgemm_nt(nr, dr, dim, X + r0 * dim, dim, R, dim, Y + r0 * dr, dr))
+                err = 1;
+        }
+    }
+    return err ? dp_set_error(DP_ERR_BACKEND, "sgemm failed in the OPQ rotation") : 0;
+}
+
+/* out = A^T B (da x db, double) over n rows of A (n x da) and B (n x db):
+ * fixed chunks of rows, one GEMM each, summed in chunk order. */
+#define CHUNK 1024
+static int cross(const float *A, uint32_t da, const float *B, uint32_t db, size_t n, int nthr,
+                 double *out)
+{
+    size_t nch = (n + CHUNK - 1) / CHUNK, blk = (size_t)da * db;
+    float *P = malloc(nch * blk * sizeof *P);
+    if (!P) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    volatile int err = 0;
+#pragma omp parallel num_threads(nthr)
+    {
+        gemm_one_thread();
+        float *At = malloc((size_t)da * CHUNK * sizeof *At);
+        float *Bt = malloc((size_t)db * CHUNK * sizeof *Bt);
+        if (!At || !Bt) err = DP_ERR_NOMEM;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t c = 0; c < nch; c++) {
+            if (err) continue;
+            size_t r0 = c * CHUNK, nr = n - r0 < CHUNK ? n - r0 : CHUNK;
+            for (size_t i = 0; i < nr; i++) {
+                for (uint32_t j = 0; j < da; j++)
+                    At[j * nr + i] = A[(r0 + i) * da + j];
+                for (uint32_t j = 0; j < db; j++)
+                    Bt[j * nr + i] = B[(r0 + i) * db + j];
+            }
+            if (dp_sgemm_nt(da, db, nr, At, nr, Bt, nr, P + c * blk, db)) err = DP_ERR_BACKEND;
+        }
+        free(At);
+        free(Bt);
+    }
+    if (!err) {
+        memset(out, 0, blk * sizeof *out);
+        for (size_t c = 0; c < nch; c++)
+            for (size_t j = 0; j < blk; j++)
+                out[j] += P[c * blk + j];
+    }
+    free(P);
+    if (err == DP_ERR_NOMEM) return dp_set_error(err, "out of memory");
+    return err ? dp_set_error(err, "sgemm failed in the OPQ training") : 0;
+}
+
+/* Parametric OPQ start (Ge et al., eigenvalue allocation): the principal
+ * axes of the residuals, dealt round by round to the m sub-spaces so that
+ * each round's largest variance joins the sub-space whose product of
+ * variances is smallest: every sub-quantiser gets a similar share of the
+ * variance instead of the first ones getting all of it. Slots beyond dim
+ * (padding up to m * dsub) stay zero rows. */
+static int opq_init(const float *X, size_t n, uint32_t dim, uint32_t m, uint32_t dsub, int nthr,
+                    float *R)
+{
+    uint32_t dr = m * dsub;
+    int rc = 0;
+    double *cov = malloc((size_t)dim * dim * sizeof *cov), *w = malloc(dim * sizeof *w);
+    double *lp = calloc(m, sizeof *lp), *work = NULL;
+    uint32_t *ord = malloc(m * sizeof *ord);
+    if (!cov || !w || !lp || !ord) {
+        rc = dp_set_error(DP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = cross(X, dim, X, dim, n, nthr, cov))) goto done;
+    lapack_int N = (lapack_int)dim, lwork = -1, info = 0;
+    double wq = 0;
+    LAPACK_dsyev("V", "U", &N, cov, &N, w, &wq, &lwork, &info);
+    lwork = (lapack_int)wq;
+    if (info || !(work = malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work))) {
+        rc = dp_set_error(info ? DP_ERR_BACKEND : DP_ERR_NOMEM, "OPQ: dsyev workspace query");
+        goto done;
+    }
+    LAPACK_dsyev("V", "U", &N, cov, &N, w, work, &lwork, &info);
+    if (info) {
+        rc = dp_set_error(DP_ERR_BACKEND, "OPQ: dsyev failed (info %d)", (int)info);
+        goto done;
+    }
+    /* column i of the column-major result (ascending) is axis i */
+    double floor = (w[dim - 1] > 0 ? w[dim - 1] : 1) * 1e-12;
+    memset(R, 0, (size_t)dr * dim * sizeof *R);
+    for (uint32_t r = 0; r < dsub; r++) {
+        for (uint32_t b = 0; b < m; b++)
+            ord[b] = b;
+        for (uint32_t i = 1; i < m; i++) /* stable insertion sort by log product */
+            for (uint32_t j = i; j > 0 && lp[ord[j]] < lp[ord[j - 1]]; j--) {
+                uint32_t t = ord[j];
+                ord[j] = ord[j - 1];
+                ord[j - 1] = t;
+            }
+        for (uint32_t i = 0; i < m; i++) {
+            uint32_t t = r * m + i;
+            if (t >= dim) break;
+            uint32_t ax = dim - 1 - t, b = ord[i];
+            float *row = R + ((size_t)b * dsub + r) * dim;
+            for (uint32_t j = 0; j < dim; j++)
+                row[j] = (float)cov[(size_t)ax * dim + j];
+            lp[b] += log(w[ax] > floor ? w[ax] : floor);
+        }
+    }
+done:
+    free(cov);
+    free(w);
+    free(lp);
+    free(work);
+    free(ord);
+    return rc;
+}
+
+/* The orthogonal Procrustes step: the R (dr x dim, orthonormal columns)
+ * nearest to mapping X onto its reconstruction Yh maximises tr(R X^T Yh);
+ * with M = Yh^T X = U S V^T that is R = U V^T. M row-major is M^T
+ * column-major, whose SVD gives V as left and U as right vectors. */
+static int procrustes(const double *M, uint32_t dr, uint32_t dim, float *R)
+{
+    lapack_int mm = (lapack_int)dim, nn = (lapack_int)dr, lwork = -1, info = 0;
+    double *A = malloc((size_t)dr * dim * sizeof *A), *s = malloc(dim * sizeof *s);
+    double *u = malloc((size_t)dim * dim * sizeof *u), *vt = malloc((size_t)dim * dr * sizeof *vt);
+    double *work = NULL, wq = 0;
+    int rc = 0;
+    if (!A || !s || !u || !vt) {
+        rc = dp_set_error(DP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(A, M, (size_t)dr * dim * sizeof *A);
+    LAPACK_dgesvd("S", "S", &mm, &nn, A, &mm, s, u, &mm, vt, &mm, &wq, &lwork, &info);
+    lwork = (lapack_int)wq;
+    if (info || !(work = malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work))) {
+        rc = dp_set_error(info ? DP_ERR_BACKEND : DP_ERR_NOMEM, "OPQ: dgesvd workspace query");
+        goto done;
+    }
+    LAPACK_dgesvd("S", "S", &mm, &nn, A, &mm, s, u, &mm, vt, &mm, work, &lwork, &info);
+    if (info) {
+        rc = dp_set_error(DP_ERR_BACKEND, "OPQ: dgesvd failed (info %d)", (int)info);
+        goto done;
+    }
+    for (uint32_t i = 0; i < dr; i++)
+        for (uint32_t j = 0; j < dim; j++) {
+            double v = 0;
+            for (uint32_t k = 0; k < dim; k++)
+                v += vt[k + (size_t)i * dim] * u[j + (size_t)k * dim];
+            R[(size_t)i * dim + j] = (float)v;
+        }
+done:
+    free(A);
+    free(s);
+    free(u);
+    free(vt);
+    free(work);
+    return rc;
+}
+
+/* Reconstruction of n rows of Y from their codes, over fixed tiles. */
+static int pq_reconstruct(const float *Y, size_t n, uint32_t m, uint32_t dsub, const float *CB,
+                          int nthr, float *Yh)
+{
+    float *cbn = codebook_norms(CB, m, dsub);
+    if (!cbn) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    size_t nt = (n + TILE - 1) / TILE, dr = (size_t)m * dsub;
+    volatile int err = 0;
+#pragma omp parallel num_threads(nthr)
+    {
+        gemm_one_thread();
+        float *Xs = malloc((size_t)TILE * dsub * sizeof *Xs);
+        float *G = malloc((size_t)TILE * IVFPQ_KSUB * sizeof *G);
+        int32_t *o = malloc(TILE * sizeof *o);
+        uint8_t *c = malloc((size_t)TILE * m);
+        if (!Xs || !G || !o || !c) err = DP_ERR_NOMEM;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t t = 0; t < nt; t++) {
+            if (err) continue;
+            size_t r0 = t * TILE, nr = n - r0 < TILE ? n - r0 : TILE;
+            if (pq_codes_tile(Y + r0 * dr, nr, m, dsub, CB, cbn, Xs, G, o, c)) {
+                err = DP_ERR_BACKEND;
+                continue;
+            }
+            for (size_t i = 0; i < nr; i++)
+                for (uint32_t s = 0; s < m; s++)
+                    memcpy(Yh + (r0 + i) * dr + (size_t)s * dsub,
+                           CB + ((size_t)s * IVFPQ_KSUB + c[i * m + s]) * dsub, dsub * sizeof *Yh);
+        }
+        free(Xs);
+        free(G);
+        free(o);
+        free(c);
+    }
+    free(cbn);
+    if (err == DP_ERR_NOMEM) return dp_set_error(err, "out of memory");
+    return err ? dp_set_error(err, "sgemm failed while encoding") : 0;
+}
+
+/* OPQ (Ge et al. 2013, non-parametric): from the eigenvalue-allocation
+ * start, alternate training the sub-quantisers on the rotated residuals and
+ * the Procrustes rotation that best maps the residuals onto their
+ * reconstructions; then train the sub-quantisers in full on the last
+ * rotation. X: n residual rows (n x dim). */
+static int opq_train(const float *X, size_t n, uint32_t dim, uint32_t m, uint32_t dsub,
+                     uint64_t seed, int nthr, float *R, float *CB)
+{
+    uint32_t dr = m * dsub;
+    float *Y = malloc(n * dr * sizeof *Y), *Yh = malloc(n * dr * sizeof *Yh);
+    double *M = malloc((size_t)dr * dim * sizeof *M);
+    int rc = 0;
+    if (!Y || !Yh || !M) {
+        rc = dp_set_error(DP_ERR_NOMEM, "out of memory for OPQ training on %zu rows", n);
+        goto done;
+    }
+    if ((rc = opq_init(X, n, dim, m, dsub, nthr, R))) goto done;
+    for (int it = 0; it < OPQ_ITERS; it++) {
+        if ((rc = rotate_rows(X, n, dim, R, dr, nthr, Y))) goto done;
+        if ((rc = train_pq(Y, n, dr, m, dsub, it ? OPQ_PQ_ITERS : 2 * OPQ_PQ_ITERS, seed, nthr,
+                           it > 0, CB)))
+            goto done;
+        if ((rc = pq_reconstruct(Y, n, m, dsub, CB, nthr, Yh))) goto done;
+        if ((rc = cross(Yh, dr, X, dim, n, nthr, M))) goto done;
+        if ((rc = procrustes(M, dr, dim, R))) goto done;
+    }
+    if ((rc = rotate_rows(X, n, dim, R, dr, nthr, Y))) goto done;
+    rc = train_pq(Y, n, dr, m, dsub, PQ_ITERS, seed, nthr, true, CB);
+done:
+    free(Y);
+    free(Yh);
+    free(M);
+    return rc;
+}
+
 /* ---- build, add ---------------------------------------------------------------- */
 
 static void own_free(ivfpq *p)
 {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         free(p->own[i]);
         p->own[i] = NULL;
     }
@@ -246,9 +554,9 @@ void ivfpq_free(ivfpq *p)
 
 size_t ivfpq_bytes(const ivfpq *p)
 {
-    return sizeof(ivfpq_meta) + (size_t)p->nlist * p->dim * 4 +
+    return sizeof(ivfpq_meta) + (size_t)p->nlist * p->dr * 4 +
            (size_t)p->m * IVFPQ_KSUB * p->dsub * 4 + ((size_t)p->nlist + 1) * 8 +
-           p->n * (8 + (size_t)p->m);
+           p->n * (8 + (size_t)p->m) + (p->rot ? (size_t)p->dr * p->dim * 4 : 0);
 }
 
 /* Derived arrays: transposed codebooks, longest list. */
@@ -286,25 +594,51 @@ static uint32_t default_m(uint32_t dim)
 }
 
 static void init_shape(ivfpq *p, uint32_t dim, int metric, uint32_t nlist, uint32_t m,
-                       uint64_t seed)
+                       uint32_t flags, uint64_t seed);
+
+/* With OPQ any m works, so the default fills a tenth of the raw f32 size
+ * (codes, ids, centroids, codebooks and rotation together): the most bytes
+ * per vector, hence the best recall, at a 10x saving. Capped at dim/2 (two
+ * dimensions per byte); below dim/8 (tiny sets, where the quantisers alone
+ * outweigh a tenth) it stays at dim/8. */
+static uint32_t default_m_opq(uint32_t dim, uint32_t nlist, size_t count)
+{
+    uint32_t lo = dim / 8 ? dim / 8 : 1, best = lo;
+    double budget = (double)count * dim * 4 / 10;
+    for (uint32_t m = lo; m <= (dim / 2 ? dim / 2 : 1); m++) {
+        ivfpq t;
+        init_shape(&t, dim, DP_METRIC_L2, nlist, m, IVFPQ_OPQ, 0);
+        t.n = count;
+        t.rot = (const float *)&t; /* counted, never read */
+        if ((double)ivfpq_bytes(&t) <= budget) best = m;
+    }
+    return best;
+}
+
+static void init_shape(ivfpq *p, uint32_t dim, int metric, uint32_t nlist, uint32_t m,
+                       uint32_t flags, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
     p->dim = dim;
     p->metric = metric;
     p->nlist = nlist;
     p->m = m;
-    p->dsub = m ? dim / m : 0;
+    p->flags = flags;
+    /* OPQ pads the rotated space up to a multiple of m */
+    p->dsub = m ? (flags & IVFPQ_OPQ ? (dim + m - 1) / m : dim / m) : 0;
+    p->dr = m ? m * p->dsub : dim;
     p->seed = seed;
     dist_fn_init(&p->df, metric, dim);
 }
 
 int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, const uint64_t *ids,
-                size_t count, uint32_t nlist, uint32_t m, uint64_t seed, int threads)
+                size_t count, uint32_t nlist, uint32_t m, uint32_t flags, uint64_t seed,
+                int threads)
 {
     int nthr = threads > 0 ? threads : omp_get_max_threads();
     if (count < DP_IVFPQ_MIN_ROWS) {
         /* too little to train on: an empty structure, searched exactly */
-        init_shape(p, dim, metric, 0, 0, seed);
+        init_shape(p, dim, metric, 0, 0, 0, seed);
         p->offsets = p->own[3] = calloc(1, sizeof(uint64_t));
         return p->offsets ? derive(p) : dp_set_error(DP_ERR_NOMEM, "out of memory");
     }
@@ -313,21 +647,23 @@ int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, co
         nlist = (uint32_t)(v > (double)count / 32 ? (double)count / 32 : v);
         if (nlist < 1) nlist = 1;
     }
-    if (!m) m = default_m(dim);
-    init_shape(p, dim, metric, nlist, m, seed);
+    if (!m) m = flags & IVFPQ_OPQ ? default_m_opq(dim, nlist, count) : default_m(dim);
+    init_shape(p, dim, metric, nlist, m, flags, seed);
     int rc = 0;
     size_t ns = (size_t)nlist * COARSE_PER_LIST;
     if (ns < COARSE_MIN_SAMPLE) ns = COARSE_MIN_SAMPLE;
     if (ns > count) ns = count;
     size_t np = ns < PQ_SAMPLE ? ns : PQ_SAMPLE;
-    uint32_t dsub = p->dsub;
+    uint32_t dsub = p->dsub, dr = p->dr;
     size_t *perm = malloc(count * sizeof *perm);
     float *S = malloc(ns * dim * sizeof *S);
     float *C = malloc((size_t)nlist * dim * sizeof *C);
     float *CB = malloc((size_t)m * IVFPQ_KSUB * dsub * sizeof *CB);
+    float *R = flags & IVFPQ_OPQ ? malloc((size_t)dr * dim * sizeof *R) : NULL;
+    float *Cr = flags & IVFPQ_OPQ ? malloc((size_t)nlist * dr * sizeof *Cr) : NULL;
     int32_t *a = malloc(np * sizeof *a);
     const float **rows = malloc(np * sizeof *rows);
-    if (!perm || !S || !C || !CB || !a || !rows) {
+    if (!perm || !S || !C || !CB || !a || !rows || ((flags & IVFPQ_OPQ) && (!R || !Cr))) {
         rc = dp_set_error(DP_ERR_NOMEM, "out of memory for IVF-PQ training on %zu rows", ns);
         goto fail;
     }
@@ -343,7 +679,7 @@ int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, co
     }
     for (size_t i = 0; i < ns; i++)
         memcpy(S + i * dim, vecs[perm[i]], (size_t)dim * sizeof *S);
-    if ((rc = kmeans(S, ns, dim, nlist, COARSE_ITERS, seed, nthr, C))) goto fail;
+    if ((rc = kmeans(S, ns, dim, nlist, COARSE_ITERS, seed, nthr, false, C))) goto fail;
     /* sub-quantisers on the residuals of the sample's first np rows */
     for (size_t i = 0; i < np; i++)
         rows[i] = S + i * dim;
@@ -351,24 +687,17 @@ int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, co
     for (size_t i = 0; i < np; i++)
         for (uint32_t j = 0; j < dim; j++)
             S[i * dim + j] -= C[(size_t)a[i] * dim + j];
-    /* one sub-quantiser per thread: their GEMMs are too small to share */
-    volatile int err = 0;
-#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
-    for (uint32_t s = 0; s < m; s++) {
-        float *xs = malloc(np * dsub * sizeof *xs);
-        int e = xs ? 0 : DP_ERR_NOMEM;
-        if (!e && !err) {
-            for (size_t i = 0; i < np; i++)
-                memcpy(xs + i * dsub, S + i * dim + (size_t)s * dsub, dsub * sizeof *xs);
-            e = kmeans(xs, np, dsub, IVFPQ_KSUB, PQ_ITERS, seed + 1 + s, 1,
-                       CB + (size_t)s * IVFPQ_KSUB * dsub);
-        }
-        free(xs);
-        if (e) err = e;
-    }
-    if (err) {
-        rc = dp_set_error(err, "training the sub-quantisers failed (%s)",
-                          err == DP_ERR_NOMEM ? "out of memory" : "sgemm");
+    if (flags & IVFPQ_OPQ) {
+        /* the rotation is learnt on residuals (what the codes hold); the
+         * centroids move into the rotated space with it */
+        if ((rc = opq_train(S, np, dim, m, dsub, seed, nthr, R, CB))) goto fail;
+        if ((rc = rotate_rows(C, nlist, dim, R, dr, nthr, Cr))) goto fail;
+        free(C);
+        C = Cr;
+        Cr = NULL;
+        p->rot = p->own[5] = R;
+        R = NULL;
+    } else if ((rc = train_pq(S, np, dim, m, dsub, PQ_ITERS, seed, nthr, false, CB))) {
         goto fail;
     }
     p->centroids = p->own[0] = C;
@@ -393,60 +722,67 @@ fail:
     free(S);
     free(C);
     free(CB);
+    free(R);
+    free(Cr);
     free(a);
     free(rows);
     ivfpq_free(p);
     return rc;
 }
 
-/* Cell and code of every row, tile by tile on the worker threads. */
+/* Cell and code of every row, tile by tile on the worker threads: rotate
+ * (OPQ), nearest centroid, residual, nearest sub-centroids. */
 static int encode(const ivfpq *p, const float *const *vecs, size_t count, int nthr, int32_t *cell,
                   uint8_t *codes)
 {
-    int rc = assign(vecs, count, p->dim, p->centroids, p->nlist, nthr, cell);
-    if (rc) return rc;
-    uint32_t dim = p->dim, m = p->m, dsub = p->dsub;
-    float *cbn = malloc((size_t)m * IVFPQ_KSUB * sizeof *cbn);
-    if (!cbn) return dp_set_error(DP_ERR_NOMEM, "out of memory");
-    for (uint32_t s = 0; s < m; s++)
-        sqnorms(p->codebooks + (size_t)s * IVFPQ_KSUB * dsub, IVFPQ_KSUB, dsub,
-                cbn + (size_t)s * IVFPQ_KSUB);
+    uint32_t dim = p->dim, dr = p->dr, m = p->m, dsub = p->dsub;
+    float *cbn = codebook_norms(p->codebooks, m, dsub);
+    float *cn = malloc((size_t)p->nlist * sizeof *cn);
+    if (!cbn || !cn) {
+        free(cbn);
+        free(cn);
+        return dp_set_error(DP_ERR_NOMEM, "out of memory");
+    }
+    sqnorms(p->centroids, p->nlist, dr, cn);
     size_t nt = (count + TILE - 1) / TILE;
     volatile int err = 0;
 #pragma omp parallel num_threads(nthr)
     {
-        float *R = malloc((size_t)TILE * dim * sizeof *R);
+        gemm_one_thread();
+        float *X = malloc((size_t)TILE * dim * sizeof *X);
+        float *Y = p->rot ? malloc((size_t)TILE * dr * sizeof *Y) : X;
         float *Xs = malloc((size_t)TILE * dsub * sizeof *Xs);
-        float *G = malloc((size_t)TILE * IVFPQ_KSUB * sizeof *G);
+        float *G =
+            malloc((size_t)TILE * (p->nlist > IVFPQ_KSUB ? p->nlist : IVFPQ_KSUB) * sizeof *G);
         int32_t *o = malloc(TILE * sizeof *o);
-        if (!R || !Xs || !G || !o) err = DP_ERR_NOMEM;
+        if (!X || !Y || !Xs || !G || !o) err = DP_ERR_NOMEM;
 #pragma omp for schedule(dynamic, 1)
         for (size_t t = 0; t < nt; t++) {
             if (err) continue;
             size_t r0 = t * TILE, nr = count - r0 < TILE ? count - r0 : TILE;
+            for (size_t i = 0; i < nr; i++)
+                memcpy(X + i * dim, vecs[r0 + i], (size_t)dim * sizeof *X);
+            if ((p->rot && dp_sgemm_nt(nr, dr, dim, X, dim, p->rot, dim, Y, dr)) ||
+                nearest_tile(Y, nr, dr, p->centroids, cn, p->nlist, G, cell + r0)) {
+                err = DP_ERR_BACKEND;
+                continue;
+            }
             for (size_t i = 0; i < nr; i++) {
-                const float *x = vecs[r0 + i], *c = p->centroids + (size_t)cell[r0 + i] * dim;
-                for (uint32_t j = 0; j < dim; j++)
-                    R[i * dim + j] = x[j] - c[j];
+                const float *c = p->centroids + (size_t)cell[r0 + i] * dr;
+                for (uint32_t j = 0; j < dr; j++)
+                    Y[i * dr + j] -= c[j];
             }
-            for (uint32_t s = 0; s < m && !err; s++) {
-                for (size_t i = 0; i < nr; i++)
-                    memcpy(Xs + i * dsub, R + i * dim + (size_t)s * dsub, dsub * sizeof *Xs);
-                if (nearest_tile(Xs, nr, dsub, p->codebooks + (size_t)s * IVFPQ_KSUB * dsub,
-                                 cbn + (size_t)s * IVFPQ_KSUB, IVFPQ_KSUB, G, o)) {
-                    err = DP_ERR_BACKEND;
-                    break;
-                }
-                for (size_t i = 0; i < nr; i++)
-                    codes[(r0 + i) * m + s] = (uint8_t)o[i];
-            }
+            if (pq_codes_tile(Y, nr, m, dsub, p->codebooks, cbn, Xs, G, o, codes + r0 * m))
+                err = DP_ERR_BACKEND;
         }
-        free(R);
+        free(X);
+        if (p->rot) free(Y);
         free(Xs);
         free(G);
         free(o);
     }
     free(cbn);
+    free(cn);
     if (err == DP_ERR_NOMEM) return dp_set_error(err, "out of memory");
     if (err) return dp_set_error(err, "sgemm failed while encoding");
     return 0;
@@ -491,18 +827,27 @@ int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t co
     }
     /* the quantisers of a mapped structure are copied so it can outlive the map */
     if (!p->own[0]) {
-        float *C = malloc((size_t)p->nlist * p->dim * sizeof *C);
+        size_t nrot = p->rot ? (size_t)p->dr * p->dim : 1;
+        float *C = malloc((size_t)p->nlist * p->dr * sizeof *C);
         float *CB = malloc((size_t)p->m * IVFPQ_KSUB * p->dsub * sizeof *CB);
-        if (!C || !CB) {
+        float *R = malloc(nrot * sizeof *R);
+        if (!C || !CB || !R) {
             free(C);
             free(CB);
+            free(R);
             rc = dp_set_error(DP_ERR_NOMEM, "out of memory");
             goto done;
         }
-        memcpy(C, p->centroids, (size_t)p->nlist * p->dim * sizeof *C);
+        memcpy(C, p->centroids, (size_t)p->nlist * p->dr * sizeof *C);
         memcpy(CB, p->codebooks, (size_t)p->m * IVFPQ_KSUB * p->dsub * sizeof *CB);
         p->centroids = p->own[0] = C;
         p->codebooks = p->own[1] = CB;
+        if (p->rot) {
+            memcpy(R, p->rot, nrot * sizeof *R);
+            p->rot = p->own[5] = R;
+        } else {
+            free(R);
+        }
     }
     free(p->own[2]);
     free(p->own[3]);
@@ -534,9 +879,10 @@ int ivfpq_scratch_init(ivfpq_scratch *s, const ivfpq *p)
     s->coarse = malloc(nl * sizeof *s->coarse);
     s->probe = malloc(nl * sizeof *s->probe);
     s->tab = malloc(((size_t)p->m * IVFPQ_KSUB + 1) * sizeof *s->tab);
-    s->resid = malloc((size_t)p->dim * sizeof *s->resid);
+    s->resid = malloc(((size_t)p->dr + 1) * sizeof *s->resid);
+    s->qr = malloc(((size_t)p->dr + 1) * sizeof *s->qr);
     s->dl = malloc((p->max_list ? p->max_list : 1) * sizeof *s->dl);
-    if (s->coarse && s->probe && s->tab && s->resid && s->dl) return 0;
+    if (s->coarse && s->probe && s->tab && s->resid && s->qr && s->dl) return 0;
     ivfpq_scratch_free(s);
     return DP_ERR_NOMEM;
 }
@@ -547,6 +893,7 @@ void ivfpq_scratch_free(ivfpq_scratch *s)
     free(s->probe);
     free(s->tab);
     free(s->resid);
+    free(s->qr);
     free(s->dl);
     memset(s, 0, sizeof *s);
 }
@@ -600,7 +947,11 @@ size_t ivfpq_search(const ivfpq *p, const float *q, size_t nprobe, size_t cap, i
         K = ivfpq_kern_best();
         __atomic_store_n(&kern, K, __ATOMIC_RELEASE);
     }
-    uint32_t dim = p->dim, m = p->m;
+    uint32_t dim = p->dr, m = p->m;
+    if (p->rot) { /* one product per query: everything else is in the rotated space */
+        p->df.ops->dot(q, p->rot, p->dr, p->dim, s->qr);
+        q = s->qr;
+    }
     /* cosine on unit vectors is half the squared L2 distance, and the L2
      * tables count each entry's quantisation error where dot tables do not */
     bool l2 = p->metric == DP_METRIC_L2 || p->metric == DP_METRIC_COSINE;
@@ -655,7 +1006,8 @@ int ivfpq_save(const ivfpq *p, dp_index *ix)
     ivfpq_meta mt;
     memset(&mt, 0, sizeof mt);
     memcpy(mt.magic, IVFPQ_MAGIC, 8);
-    mt.version = 1;
+    /* without OPQ the bytes are those of version 1 */
+    mt.version = p->rot ? 2 : 1;
     mt.dim = p->dim;
     mt.metric = (uint32_t)p->metric;
     mt.nlist = p->nlist;
@@ -663,58 +1015,97 @@ int ivfpq_save(const ivfpq *p, dp_index *ix)
     mt.ksub = IVFPQ_KSUB;
     mt.n = p->n;
     mt.seed = p->seed;
+    if (p->rot) {
+        mt.dr = p->dr;
+        mt.flags = IVFPQ_OPQ;
+    }
     int rc = dp_index_put_section(ix, "ivfpq.meta", &mt, sizeof mt);
     if (!rc)
-        rc = dp_index_put_section(ix, "ivfpq.centroids", p->centroids,
-                                  (size_t)p->nlist * p->dim * 4);
+        rc =
+            dp_index_put_section(ix, "ivfpq.centroids", p->centroids, (size_t)p->nlist * p->dr * 4);
     if (!rc)
         rc = dp_index_put_section(ix, "ivfpq.codebooks", p->codebooks,
                                   (size_t)p->m * IVFPQ_KSUB * p->dsub * 4);
     if (!rc) rc = dp_index_put_section(ix, "ivfpq.offsets", p->offsets, ((size_t)p->nlist + 1) * 8);
     if (!rc) rc = dp_index_put_section(ix, "ivfpq.ids", p->ids, p->n * 8);
     if (!rc) rc = dp_index_put_section(ix, "ivfpq.codes", p->codes, p->n * p->m);
+    if (!rc && p->rot)
+        rc = dp_index_put_section(ix, "ivfpq.opq", p->rot, (size_t)p->dr * p->dim * 4);
+    else if (!rc && dp_index_count_sections(ix, "ivfpq.opq")) /* a previous build's */
+        rc = dp_index_drop_section(ix, "ivfpq.opq");
     return rc;
 }
 
 #define LERR(...) dp_set_error(DP_ERR_FORMAT, __VA_ARGS__)
 
+/* R^T R = I within float rounding: a damaged rotation would silently bend
+ * every distance, and the check costs dim^2 * dr flops once per open. */
+static bool orthonormal(const float *R, uint32_t dr, uint32_t dim)
+{
+    for (uint32_t a = 0; a < dim; a++)
+        for (uint32_t b = a; b < dim; b++) {
+            double v = 0;
+            for (uint32_t i = 0; i < dr; i++)
+                v += (double)R[(size_t)i * dim + a] * R[(size_t)i * dim + b];
+            if (!(fabs(v - (a == b)) < 1e-3)) return false;
+        }
+    return true;
+}
+
 int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify)
 {
     static const char *const names[] = {"ivfpq.meta",    "ivfpq.centroids", "ivfpq.codebooks",
-                                        "ivfpq.offsets", "ivfpq.ids",       "ivfpq.codes"};
+                                        "ivfpq.offsets", "ivfpq.ids",       "ivfpq.codes",
+                                        "ivfpq.opq"};
     const char *path = dp_index_path(ix);
-    const void *d[6];
-    size_t b[6];
+    const void *d[7] = {0};
+    size_t b[7] = {0};
     int rc = dp_index_get_section(ix, names[0], &d[0], &b[0]);
     if (rc) return rc;
     for (int i = 1; i < 6; i++)
         if (dp_index_get_section(ix, names[i], &d[i], &b[i]))
             return LERR("%s: IVF-PQ sections are incomplete (no %s)", path, names[i]);
+    bool has_opq = !dp_index_get_section(ix, names[6], &d[6], &b[6]);
     /* All but the codes are checked always (a bad offset or id misdirects
      * every search); a damaged code only misranks its own entry. */
-    for (int i = 0; i < 6; i++)
-        if ((i != 5 || verify) && (rc = dp_index_check_section(ix, names[i]))) return rc;
+    for (int i = 0; i < 7; i++)
+        if ((i != 5 || verify) && (i != 6 || has_opq) &&
+            (rc = dp_index_check_section(ix, names[i])))
+            return rc;
     ivfpq_meta mt;
     if (b[0] != sizeof mt) return LERR("%s: ivfpq.meta has %zu bytes", path, b[0]);
     memcpy(&mt, d[0], sizeof mt);
     if (memcmp(mt.magic, IVFPQ_MAGIC, 8)) return LERR("%s: ivfpq.meta: bad magic", path);
-    if (mt.version != 1)
+    if (mt.version != 1 && mt.version != 2)
         return dp_set_error(DP_ERR_UNSUPPORTED, "%s: IVF-PQ version %u is not supported", path,
                             mt.version);
     if (mt.dim != dp_index_dim(ix) || (int)mt.metric != dp_index_metric(ix))
         return LERR("%s: the IVF-PQ structure was built for another dimension or metric", path);
     if (mt.ksub != IVFPQ_KSUB)
         return LERR("%s: ivfpq.meta: %u centroids per sub-quantiser", path, mt.ksub);
-    if (mt.nlist > IVFPQ_MAX_NLIST || (mt.nlist && (!mt.m || mt.m > mt.dim || mt.dim % mt.m)) ||
-        (!mt.nlist && (mt.m || mt.n)))
+    bool opq = mt.version == 2;
+    if (opq ? mt.flags != IVFPQ_OPQ : mt.flags || mt.dr)
+        return LERR("%s: ivfpq.meta: flags %#x, coded dimension %u for version %u", path, mt.flags,
+                    mt.dr, mt.version);
+    if (opq != has_opq)
+        return LERR("%s: ivfpq.meta %s an OPQ rotation but ivfpq.opq is %s", path,
+                    opq ? "names" : "names no", has_opq ? "present" : "missing");
+    if (mt.nlist > IVFPQ_MAX_NLIST || (!mt.nlist && (mt.m || mt.n || opq)) ||
+        (mt.nlist && (!mt.m || mt.m > mt.dim || (!opq && mt.dim % mt.m))))
         return LERR("%s: ivfpq.meta: nlist = %u, m = %u for dimension %u", path, mt.nlist, mt.m,
                     mt.dim);
-    init_shape(p, mt.dim, (int)mt.metric, mt.nlist, mt.m, mt.seed);
+    init_shape(p, mt.dim, (int)mt.metric, mt.nlist, mt.m, opq ? IVFPQ_OPQ : 0, mt.seed);
+    if (opq && mt.dr != p->dr)
+        return LERR("%s: ivfpq.meta: coded dimension %u, expected %u (m = %u, dim = %u)", path,
+                    mt.dr, p->dr, mt.m, mt.dim);
     size_t ncodes;
     if (mt.n > UINT32_MAX - 1 || __builtin_mul_overflow((size_t)mt.n, (size_t)mt.m, &ncodes) ||
-        b[1] != (size_t)mt.nlist * mt.dim * 4 || b[2] != (size_t)mt.m * IVFPQ_KSUB * p->dsub * 4 ||
-        b[3] != ((size_t)mt.nlist + 1) * 8 || b[4] / 8 != mt.n || b[4] % 8 || b[5] != ncodes)
+        b[1] != (size_t)mt.nlist * p->dr * 4 || b[2] != (size_t)mt.m * IVFPQ_KSUB * p->dsub * 4 ||
+        b[3] != ((size_t)mt.nlist + 1) * 8 || b[4] / 8 != mt.n || b[4] % 8 || b[5] != ncodes ||
+        (opq && b[6] != (size_t)p->dr * mt.dim * 4))
         return LERR("%s: IVF-PQ sections disagree with ivfpq.meta on their sizes", path);
+    if (opq && !orthonormal(d[6], p->dr, mt.dim))
+        return LERR("%s: ivfpq.opq is not a rotation (its columns are not orthonormal)", path);
     const uint64_t *off = d[3];
     if (off[0] != 0 || off[mt.nlist] != mt.n)
         return LERR("%s: ivfpq.offsets do not span the %llu entries", path,
@@ -728,5 +1119,6 @@ int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify)
     p->offsets = off;
     p->ids = d[4];
     p->codes = d[5];
+    p->rot = opq ? d[6] : NULL;
     return derive(p);
 }

@@ -19,8 +19,8 @@ static void help(FILE *f)
     fprintf(f,
             "usage: doppel ann build INDEX [--kind hnsw] [--M 16] [--ef-construction 200]\n"
             "                   [--seed 42] [--threads N] [-q]\n"
-            "       doppel ann build INDEX --kind ivfpq [--nlist N] [--m M] [--seed 42]\n"
-            "       doppel ann build INDEX --kind rpforest [--trees 40] [--leaf 128] [--seed 42]\n"
+            "       doppel ann build INDEX --kind ivfpq [--nlist N] [--m M] [--opq] [--seed 42]\n"
+            "       doppel ann build INDEX --kind rpforest [--trees 40] [--leaf 32] [--seed 42]\n"
             "       doppel ann update INDEX [--threads N]   insert entries added since\n"
             "       doppel ann info INDEX [--verify]\n"
             "       doppel ann drop INDEX\n\n"
@@ -37,8 +37,10 @@ static void help(FILE *f)
             "  --nlist N            IVF-PQ cells (default about 4 sqrt(entries))\n"
             "  --m N                IVF-PQ bytes per vector; must divide the dimension\n"
             "                       (default: the divisor nearest dimension/4)\n"
+            "  --opq                IVF-PQ: learn a rotation first (OPQ: each byte gets an\n"
+            "                       equal share of the variance); any --m up to the dimension\n"
             "  --trees N            rpforest trees, 1..4096 (default 40)\n"
-            "  --leaf N             rpforest most items per leaf, 1..65536 (default 128)\n"
+            "  --leaf N             rpforest most items per leaf, 1..65536 (default 32)\n"
             "  --seed N             HNSW levels and order; IVF-PQ training sample; rpforest\n"
             "                       splits\n"
             "  --threads N          build threads (default: all cores)\n"
@@ -79,8 +81,8 @@ static int show_info(const char *path, bool verify)
         printf("  untrained: fewer than %d entries, searched exactly; %.1f MB\n", DP_IVFPQ_MIN_ROWS,
                (double)in.bytes / 1e6);
     else if (in.kind == DP_ANN_IVFPQ)
-        printf("  nlist=%u m=%u seed=%llu, %.1f MB (%.1f bytes per entry)\n", in.nlist, in.pq_m,
-               (unsigned long long)in.seed, (double)in.bytes / 1e6,
+        printf("  nlist=%u m=%u%s seed=%llu, %.1f MB (%.1f bytes per entry)\n", in.nlist, in.pq_m,
+               in.opq ? " opq" : "", (unsigned long long)in.seed, (double)in.bytes / 1e6,
                in.nodes ? (double)in.bytes / (double)in.nodes : 0.0);
     else
         printf("  M=%u ef_construction=%u seed=%llu top level %d, %.1f MB\n", in.M,
@@ -101,6 +103,7 @@ int dp_cmd_ann(int argc, char **argv)
                                          {"m", required_argument, 0, 'P'},
                                          {"threads", required_argument, 0, 't'},
                                          {"verify", no_argument, 0, 'v'},
+                                         {"opq", no_argument, 0, 'O'},
                                          {"trees", required_argument, 0, 1200},
                                          {"leaf", required_argument, 0, 1201},
                                          {"quiet", no_argument, 0, 'q'},
@@ -151,6 +154,9 @@ int dp_cmd_ann(int argc, char **argv)
             break;
         case 'v':
             verify = true;
+            break;
+        case 'O':
+            bp.opq = true;
             break;
         case 1200:
         case 1201: {
@@ -224,8 +230,9 @@ int dp_cmd_ann(int argc, char **argv)
                    "stay exact until 'doppel ann update' finds enough\n",
                    path, in.unindexed, DP_IVFPQ_MIN_ROWS);
         else if (in.kind == DP_ANN_IVFPQ)
-            printf("%s: ivfpq over %zu entries in %.1f s (nlist=%u m=%u), %.1f MB\n", path,
-                   in.nodes - in.dead, wall_now() - t0, in.nlist, in.pq_m, (double)in.bytes / 1e6);
+            printf("%s: ivfpq over %zu entries in %.1f s (nlist=%u m=%u%s), %.1f MB\n", path,
+                   in.nodes - in.dead, wall_now() - t0, in.nlist, in.pq_m, in.opq ? " opq" : "",
+                   (double)in.bytes / 1e6);
         else
             printf("%s: %s over %zu entries in %.1f s (M=%u ef_construction=%u), %.1f MB\n", path,
                    dp_ann_kind_name(in.kind), in.nodes - in.dead, wall_now() - t0, in.M,

@@ -123,8 +123,11 @@ static double recall(const dp_index *ix, const dp_ann *a, const float *q, size_t
 
 static int cmp_pq(const ivfpq *a, const ivfpq *b)
 {
-    if (a->n != b->n || a->nlist != b->nlist || a->m != b->m || a->dim != b->dim) return 1;
-    return memcmp(a->centroids, b->centroids, (size_t)a->nlist * a->dim * 4) ||
+    if (a->n != b->n || a->nlist != b->nlist || a->m != b->m || a->dim != b->dim ||
+        a->dr != b->dr || !a->rot != !b->rot)
+        return 1;
+    if (a->rot && memcmp(a->rot, b->rot, (size_t)a->dr * a->dim * 4)) return 1;
+    return memcmp(a->centroids, b->centroids, (size_t)a->nlist * a->dr * 4) ||
            memcmp(a->codebooks, b->codebooks, (size_t)a->m * IVFPQ_KSUB * a->dsub * 4) ||
            memcmp(a->offsets, b->offsets, ((size_t)a->nlist + 1) * 8) ||
            memcmp(a->ids, b->ids, a->n * 8) || memcmp(a->codes, b->codes, a->n * a->m);
@@ -182,7 +185,9 @@ static void test_kernels(void)
 
 /* ---- recall, determinism, reopen, add, remove -------------------------------- */
 
-static void test_ivfpq(int metric, const char *name, double floor16, double floor_rr)
+/* m 0: the default; opq with m = 6 (not dividing 32) also pads the rotated
+ * space to 36 dimensions. */
+static void test_ivfpq(int metric, const char *name, bool opq, double floor16, double floor_rr)
 {
     const uint32_t d = 32;
     const size_t n = 20000, nq = 300, extra = 1500;
@@ -193,14 +198,18 @@ static void test_ivfpq(int metric, const char *name, double floor16, double floo
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.kind = DP_ANN_IVFPQ;
     bp.threads = 2;
+    bp.opq = opq;
+    bp.pq_m = opq ? 6 : 0;
     dp_ann *a = NULL, *a1 = NULL;
     OK(dp_ann_build(ix, &bp, &a));
     if (!a) exit(2);
     dp_ann_info in;
     OK(dp_ann_describe(a, &in));
     /* derived: round(4 sqrt(20000)) = 566 cells, m = 32/4 */
-    CHECK(in.kind == DP_ANN_IVFPQ && in.nlist == 566 && in.pq_m == 8 && in.nodes == n,
-          "kind %d nlist %u m %u nodes %zu", in.kind, in.nlist, in.pq_m, in.nodes);
+    CHECK(in.kind == DP_ANN_IVFPQ && in.nlist == 566 && in.pq_m == (opq ? 6u : 8u) &&
+              in.opq == opq && in.nodes == n,
+          "kind %d nlist %u m %u opq %d nodes %zu", in.kind, in.nlist, in.pq_m, in.opq, in.nodes);
+    CHECK(a->pq.dr == (opq ? 36u : 32u) && !a->pq.rot == !opq, "coded dimension %u", a->pq.dr);
     CHECK(in.bytes < (size_t)n * d * 4 / 5, "%zu bytes for %zu raw", in.bytes, (size_t)n * d * 4);
     double r1 = recall(ix, a, q, nq, 1, 0), r16 = recall(ix, a, q, nq, 16, 0);
     double rr = recall(ix, a, q, nq, 16, 100);
@@ -236,7 +245,8 @@ static void test_ivfpq(int metric, const char *name, double floor16, double floo
         OK(dp_index_open(tpath(fn), NULL, &ix));
         OK(dp_ann_open(ix, NULL, &a));
         if (!a) exit(2);
-        CHECK(a->kind == DP_ANN_IVFPQ && !a->pq.own[4], "reopened codes are not mapped");
+        CHECK(a->kind == DP_ANN_IVFPQ && !a->pq.own[4] && !a->pq.own[5] && !a->pq.rot == !opq,
+              "reopened codes or rotation are not mapped");
         OK(dp_ann_search(a, q, nq, &sp, id1, d1));
         CHECK(!memcmp(id0, id1, nq * 10 * 8) && !memcmp(d0, d1, nq * 10 * 4),
               "reopened structure answers differently (rerank %zu)", sp.rerank);
@@ -298,6 +308,36 @@ static void test_ivfpq(int metric, const char *name, double floor16, double floo
     free(q);
 }
 
+/* OPQ at equal bytes (m = 8 on 32 dimensions): the rotation gives each
+ * sub-quantiser a fair share of the decaying spectrum, so the codes rank
+ * better, for l2 and for inner products. */
+static void test_opq_gain(void)
+{
+    const uint32_t d = 32;
+    const size_t n = 20000, nq = 300;
+    float *x = clustered(n, d, 60, 3, 0), *q = clustered(nq, d, 60, 3, 1);
+    for (int mi = 0; mi < 2; mi++) {
+        int metric = mi ? DP_METRIC_IP : DP_METRIC_L2;
+        dp_index *ix = make_index(tpath(mi ? "gain_ip.dpl" : "gain.dpl"), x, n, d, metric);
+        dp_ann_build_params bp = dp_ann_default_build_params();
+        bp.kind = DP_ANN_IVFPQ;
+        bp.pq_m = 8;
+        dp_ann *a = NULL, *b = NULL;
+        OK(dp_ann_build(ix, &bp, &a));
+        bp.opq = true;
+        OK(dp_ann_build(ix, &bp, &b));
+        if (!a || !b) exit(2);
+        double rp = recall(ix, a, q, nq, 16, 0), ro = recall(ix, b, q, nq, 16, 0);
+        printf("%s m=8 nprobe=16: recall@10 %.4f plain, %.4f with OPQ\n", mi ? "ip" : "l2", rp, ro);
+        CHECK(ro >= rp + 0.02, "OPQ %.4f vs plain %.4f at equal bytes", ro, rp);
+        dp_ann_free(a);
+        dp_ann_free(b);
+        dp_index_free(ix);
+    }
+    free(x);
+    free(q);
+}
+
 /* Below DP_IVFPQ_MIN_ROWS: nothing to train on, the exact answers. */
 static void test_small(void)
 {
@@ -350,23 +390,26 @@ static void test_small(void)
 
 /* ---- corruption ------------------------------------------------------------ */
 
-static void test_corrupt(void)
+static void test_corrupt(bool opq)
 {
     const uint32_t d = 16;
     float *x = clustered(6000, d, 20, 5, 0);
     dp_index *ix = make_index(tpath("c.dpl"), x, 6000, d, DP_METRIC_L2);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.kind = DP_ANN_IVFPQ;
+    bp.opq = opq;
     dp_ann *a = NULL;
     OK(dp_ann_build(ix, &bp, &a));
     OK(dp_ann_save(a, ix));
     OK(dp_index_commit(ix));
     dp_ann_free(a);
     a = NULL;
-    enum { NS = 6 };
-    const char *names[NS] = {"ivfpq.meta",    "ivfpq.centroids", "ivfpq.codebooks",
-                             "ivfpq.offsets", "ivfpq.ids",       "ivfpq.codes"};
-    dp_index_section sec[NS] = {{0}};
+    /* the codes (unchecked without verify) come last */
+    const char *names[] = {"ivfpq.meta", "ivfpq.centroids", "ivfpq.codebooks", "ivfpq.offsets",
+                           "ivfpq.ids",  "ivfpq.opq",       "ivfpq.codes"};
+    if (!opq) names[5] = names[6];
+    const int NS = opq ? 7 : 6;
+    dp_index_section sec[7] = {{0}};
     dp_index_info info;
     dp_index_describe(ix, &info);
     for (size_t i = 0; i < info.sections; i++) {
@@ -427,7 +470,7 @@ static void test_corrupt(void)
     bad = m;
     bad.m = 3;
     OK(dp_index_put_section(ix, "ivfpq.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "m not dividing dim accepted");
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "m = 3 accepted for sections of m = %u", m.m);
     bad = m;
     bad.dim = d * 2;
     OK(dp_index_put_section(ix, "ivfpq.meta", &bad, sizeof bad));
@@ -447,6 +490,37 @@ static void test_corrupt(void)
     OK(dp_ann_open(ix, NULL, &a));
     dp_ann_free(a);
     a = NULL;
+    if (opq) {
+        /* a rotation that is not one, with a good checksum */
+        const void *rp;
+        size_t rb;
+        OK(dp_index_get_section(ix, "ivfpq.opq", &rp, &rb));
+        float *rot = malloc(rb);
+        memcpy(rot, rp, rb);
+        rot[3] *= 1.5f;
+        OK(dp_index_put_section(ix, "ivfpq.opq", rot, rb));
+        CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT && strstr(dp_last_error(), "rotation"),
+              "a skewed rotation accepted: %s", dp_last_error());
+        rot[3] /= 1.5f;
+        OK(dp_index_put_section(ix, "ivfpq.opq", rot, rb));
+        OK(dp_ann_open(ix, NULL, &a));
+        dp_ann_free(a);
+        a = NULL;
+        bad = m;
+        bad.dr = m.dr + 4;
+        OK(dp_index_put_section(ix, "ivfpq.meta", &bad, sizeof bad));
+        CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "coded dimension mismatch accepted");
+        bad = m; /* a version-1 meta beside a rotation */
+        bad.version = 1;
+        bad.dr = bad.flags = 0;
+        OK(dp_index_put_section(ix, "ivfpq.meta", &bad, sizeof bad));
+        CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "meta without OPQ over a rotation");
+        OK(dp_index_put_section(ix, "ivfpq.meta", &m, sizeof m));
+        OK(dp_index_drop_section(ix, "ivfpq.opq"));
+        CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT && strstr(dp_last_error(), "ivfpq.opq"),
+              "missing rotation accepted: %s", dp_last_error());
+        free(rot);
+    }
     OK(dp_index_drop_section(ix, "ivfpq.codes"));
     CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT && strstr(dp_last_error(), "incomplete"),
           "missing codes accepted");
@@ -470,10 +544,13 @@ int main(void)
      * AVX2 kernels, 20000 x 32, nlist 566, m 8: nprobe=1 0.3707, nprobe=16
      * 0.7060, nprobe=16 + rerank 100 1.0000, for both metrics (cosine ranks
      * unit vectors by the same L2 tables). */
-    test_ivfpq(DP_METRIC_L2, "l2", 0.68, 0.98);
-    test_ivfpq(DP_METRIC_COSINE, "cosine", 0.68, 0.98);
+    test_ivfpq(DP_METRIC_L2, "l2", false, 0.68, 0.98);
+    test_ivfpq(DP_METRIC_COSINE, "cosine", false, 0.68, 0.98);
+    test_ivfpq(DP_METRIC_L2, "l2-opq", true, 0.62, 0.98);
+    test_opq_gain();
     test_small();
-    test_corrupt();
+    test_corrupt(false);
+    test_corrupt(true);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
