@@ -87,6 +87,10 @@ typedef struct dp_eval_params {
      * first axis's. Searched exactly on a copy of the vectors scaled by sqrt(w),
      * which turns it into plain l2. metric and minkowski_p are ignored. */
     bool weighted_l2;
+    /* dp_eval_pca_sweep only: keep the projections as they come (no
+     * renormalisation; searched with l2) even when the index is normalised.
+     * With one or two axes renormalising leaves only a sign or an angle. */
+    bool sweep_raw;
 } dp_eval_params;
 
 DP_API dp_eval_params dp_eval_default_params(void);
@@ -140,7 +144,8 @@ DP_API void dp_eval_report_free(dp_eval_report *r);
  * Figure 4-14)? One PCA is fitted on every live vector of the index, with as
  * many axes as the largest dims asked for; each row then keeps the first
  * `dims` axes (the same as fitting with that many), renormalised when the
- * index is normalised, in an in-memory index with the same entries, and
+ * index is normalised (as doppel pca does; not with params.sweep_raw), in an
+ * in-memory index with the same entries, and
  * evaluates it with dp_eval_index (same params: sample, labels, metric).
  * Search time is the exact search (dp_index_search, params.threads) of every
  * live vector as a query for its k + 1 nearest, the best of `repeats` runs.

@@ -40,6 +40,9 @@ static void help(FILE *f)
         "  --plot FILE.png  with --pca-sweep: search time against accuracy, each point\n"
         "                   labelled with its number of axes\n"
         "  --repeats N      with --pca-sweep: time the search N times, keep the best (3)\n"
+        "  --pca-raw        with --pca-sweep: do not renormalise the projections (doppel pca\n"
+        "                   does, for a normalised index; with 1-2 axes that leaves a sign\n"
+        "                   or an angle)\n"
         "  --threads N      search threads (default: all cores)\n"
         "  --json           machine-readable output\n"
         "  -h, --help       this help\n");
@@ -111,7 +114,7 @@ static void print_report(const char *path, const char *model, const dp_eval_repo
 #define MAX_SWEEP 64
 
 static int sweep_plot(const char *png, const char *path, const char *model,
-                      const dp_eval_sweep_row *rows, size_t n, size_t k)
+                      const dp_eval_sweep_row *rows, size_t n, size_t k, unsigned dim)
 {
     double x[MAX_SWEEP], y1[MAX_SWEEP], yk[MAX_SWEEP];
     char lab[MAX_SWEEP][24];
@@ -125,7 +128,7 @@ static int sweep_plot(const char *png, const char *path, const char *model,
         if (rows[i].dims)
             snprintf(lab[m], sizeof lab[m], "%zu", rows[i].dims);
         else
-            snprintf(lab[m], sizeof lab[m], "all (%s)", "no PCA");
+            snprintf(lab[m], sizeof lab[m], "%u (no PCA)", dim);
         labels[m] = lab[m];
         m++;
     }
@@ -222,8 +225,9 @@ static int run_sweep(const char *path, const char *list, const char *plot, const
             json_array_append_new(a, o);
         }
         json_t *root =
-            json_pack("{s:s, s:s, s:s?, s:I, s:i, s:o}", "index", path, "model", model, "labels",
-                      labels_path, "k", (json_int_t)k, "repeats", repeats, "sweep", a);
+            json_pack("{s:s, s:s, s:s?, s:I, s:i, s:b, s:o}", "index", path, "model", model,
+                      "labels", labels_path, "k", (json_int_t)k, "repeats", repeats, "renormalised",
+                      !ep->sweep_raw && dp_index_normalized(ix), "sweep", a);
         if (ep->sample) {
             json_object_set_new(root, "sample", json_integer((json_int_t)ep->sample));
             json_object_set_new(root, "seed", json_integer((json_int_t)ep->seed));
@@ -232,9 +236,10 @@ static int run_sweep(const char *path, const char *list, const char *plot, const
         fputc('\n', stdout);
         json_decref(root);
     } else {
-        printf("%s (%s): PCA sweep, one fit on all %zu vectors%s; search = exact k=%zu of every "
-               "vector as a query, best of %d\n",
+        printf("%s (%s): PCA sweep, one fit on all %zu vectors, projections %s%s; search = "
+               "exact k=%zu of every vector as a query, best of %d\n",
                path, model, dp_index_count(ix),
+               ep->sweep_raw || !dp_index_normalized(ix) ? "as they come" : "renormalised",
                ep->sample ? "; accuracy on the class-proportional sample" : "", k + 1, repeats);
         printf("%6s %9s %11s@%-2zu %7s %8s %9s %10s %8s %10s\n", "dims", "variance", "precision", k,
                "top-1", "mAP@100", "inst-R@1", "search s", "speedup", "vector MB");
@@ -262,7 +267,7 @@ static int run_sweep(const char *path, const char *list, const char *plot, const
         printf("(* the vectors as stored, no PCA)\n");
     }
     if (plot && !status) {
-        if (sweep_plot(plot, path, model, rows, n, k))
+        if (sweep_plot(plot, path, model, rows, n, k, dp_index_dim(ix)))
             status = DP_EXIT_ERROR;
         else if (!as_json)
             printf("plot: %s\n", plot);
@@ -286,6 +291,7 @@ int dp_cmd_eval(int argc, char **argv)
                                          {"pca-sweep", required_argument, 0, 'P'},
                                          {"plot", required_argument, 0, 'G'},
                                          {"repeats", required_argument, 0, 'R'},
+                                         {"pca-raw", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *sweep = NULL, *plot = NULL;
@@ -336,6 +342,9 @@ int dp_cmd_eval(int argc, char **argv)
         case 'P':
             sweep = optarg;
             break;
+        case 'r':
+            ep.sweep_raw = true;
+            break;
         case 'G':
             plot = optarg;
             break;
@@ -352,7 +361,8 @@ int dp_cmd_eval(int argc, char **argv)
     }
     if (optind != argc - 1) return dp_cli_usage("eval", "expects one INDEX");
     const char *path = argv[optind];
-    if (plot && !sweep) return dp_cli_usage("eval", "--plot draws the --pca-sweep");
+    if ((plot || ep.sweep_raw) && !sweep)
+        return dp_cli_usage("eval", "--plot and --pca-raw go with --pca-sweep");
     if (sweep) {
         if (list_path)
             return dp_cli_usage("eval", "--sample-list and --pca-sweep exclude each other");

@@ -961,7 +961,7 @@ int dp_eval_pca_sweep(const dp_index *ix, const dp_eval_params *p, const size_t 
             for (size_t i = 0; i < n; i++) {
                 float *v = V + i * d;
                 memcpy(v, Y + i * maxd, d * sizeof *v);
-                if (dp_index_normalized(ix)) {
+                if (dp_index_normalized(ix) && !p->sweep_raw) {
                     double s = 0;
                     for (size_t j = 0; j < d; j++)
                         s += (double)v[j] * v[j];
@@ -979,11 +979,15 @@ int dp_eval_pca_sweep(const dp_index *ix, const dp_eval_params *p, const size_t 
             row->variance = 1;
         }
         dp_index *view = NULL;
-        if ((rc = make_view(ix, src, d, dp_index_metric(ix), dp_index_normalized(ix), &view)))
+        bool raw = p->sweep_raw && row->dims;
+        if ((rc = make_view(ix, src, d, raw ? DP_METRIC_L2 : dp_index_metric(ix),
+                            !raw && dp_index_normalized(ix), &view)))
             goto done;
         dp_eval_report rep;
         dp_eval_params q = *p;
         q.list_database = false;
+        if (raw && (q.metric == DP_METRIC_COSINE || q.metric == DP_METRIC_IP))
+            q.metric = DP_METRIC_L2;
         rc = dp_eval_index(view, &q, &rep);
         if (!rc) {
             row->precision_at_k = rep.precision_at_k;

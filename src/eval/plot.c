@@ -6,6 +6,7 @@
 
 #include <cairo.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -214,18 +215,44 @@ static void draw_panel(cairo_t *cr, const dp_plot_panel *p, double ox, double oy
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         for (size_t i = 0; i < se->n; i++)
             if (se->labels[i]) {
-                cairo_move_to(cr, PX(se->x[i]) + 6, PY(se->y[i]) - 6);
+                /* Right of the point, or left of it where the frame ends. */
+                double px = PX(se->x[i]) + 6;
+                cairo_text_extents(cr, se->labels[i], &ext);
+                if (px + ext.x_advance > R - 2) px = PX(se->x[i]) - 6 - ext.x_advance;
+                cairo_move_to(cr, px, PY(se->y[i]) - 6);
                 cairo_show_text(cr, se->labels[i]);
             }
     }
-    /* Legend, top right inside the frame. */
-    double ly = T + 18;
+    /* Legend in the corner of the frame with the fewest points under it. */
+    double lw = 0, lh = 0;
+    for (size_t s = 0; s < p->n_series; s++)
+        if (p->series[s].name) {
+            cairo_text_extents(cr, p->series[s].name, &ext);
+            lw = fmax(lw, ext.x_advance + 40);
+            lh += 18;
+        }
+    int corner = 0;
+    size_t best = SIZE_MAX;
+    for (int k = 0; k < 4 && lh > 0; k++) {
+        double x0 = k & 1 ? L : R - lw, y0 = k & 2 ? B - lh - 8 : T;
+        size_t cnt = 0;
+        for (size_t s = 0; s < p->n_series; s++)
+            for (size_t i = 0; i < p->series[s].n; i++) {
+                double px = PX(p->series[s].x[i]), py = PY(p->series[s].y[i]);
+                cnt += px >= x0 - 30 && px <= x0 + lw && py >= y0 - 10 && py <= y0 + lh + 10;
+            }
+        if (cnt < best) {
+            best = cnt;
+            corner = k;
+        }
+    }
+    double ly = (corner & 2 ? B - lh - 8 : T) + 18;
     for (size_t s = 0; s < p->n_series; s++) {
         const dp_plot_series *se = &p->series[s];
         if (!se->name) continue;
         const double *c = palette[s % (sizeof palette / sizeof *palette)];
         cairo_text_extents(cr, se->name, &ext);
-        double lx = R - 12 - ext.x_advance;
+        double lx = corner & 1 ? L + 34 : R - 12 - ext.x_advance;
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_rectangle(cr, lx - 22, ly - 8, 16, 4);
         cairo_fill(cr);
