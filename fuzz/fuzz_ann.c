@@ -5,10 +5,12 @@
  * Checksums are recomputed as in fuzz_index.c (same convention: header byte
  * 24 even = fix them up) so mutations get past the CRCs.
  *
- * Seed corpus: doppel index --vectors x.fvecs -o seed.dpl --ann hnsw, and
- * an index of 5000 rows after doppel ann build --kind ivfpq --nlist 8 --m 2,
- * and one after doppel ann build --kind rpforest --trees 3 --leaf 8 (damaged
- * nodes, normals and refs: the rpforest walk must stay bounded). */
+ * Seed corpus: doppel index --vectors x.fvecs -o seed.dpl --ann hnsw, the
+ * same after doppel ann build --storage int8 (quantised walk records, the
+ * hnsw.sq ranges, the exact rerank) and --storage f16, an index of 5000
+ * rows after doppel ann build --kind ivfpq --nlist 8 --m 2, and one after
+ * doppel ann build --kind rpforest --trees 3 --leaf 8 (damaged nodes,
+ * normals and refs: the rpforest walk must stay bounded). */
 #include "doppel/ann.h"
 #include "doppel/index.h"
 #include "index/index_internal.h"

@@ -22,6 +22,16 @@ n=$(diff $D/a.ids $D/e.ids | grep -c '^<' || true)
 test $n -le 10
 $B ann build $D/x.dpl --M 8 --ef-construction 50 --threads 1 -q
 $B ann info $D/x.dpl | grep -q 'M=8'
+# int8 walk records, reranked exactly: the same neighbours as the f32 graph
+$B ann build $D/x.dpl --storage int8 --threads 2 -q
+$B ann info $D/x.dpl --verify | grep -q 'storage=int8'
+$B check $D/x.dpl
+$B search $D/x.dpl --vectors $D/clustered-3000-24-s42-q40-g2.query.fvecs -k 5 --ef 200 > $D/q8.txt
+awk '{print $1, $3}' $D/q8.txt > $D/q8.ids
+n=$(diff $D/q8.ids $D/e.ids | grep -c '^<' || true)
+test $n -le 10
+! $B ann build $D/x.dpl --storage int4 2>$D/err
+grep -q 'int4' $D/err
 $B ann drop $D/x.dpl
 ! $B ann info $D/x.dpl 2>/dev/null
 ")

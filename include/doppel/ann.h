@@ -72,6 +72,23 @@ typedef enum dp_ann_kind {
     DP_ANN_RPFOREST = 3,
 } dp_ann_kind;
 
+/* What HNSW's graph walk reads per node. F32 is the vector itself; F16
+ * (IEEE half) and INT8 (scalar-quantised: per-dimension min and step set at
+ * the first build, values outside clamped) are 2x and 4x smaller copies, so
+ * a hop moves fewer bytes; the candidates the walk ends with (ef of them)
+ * are then ranked again with the index's f32 vectors, so the distances
+ * returned are exact. */
+typedef enum dp_ann_storage {
+    DP_ANN_STORAGE_F32 = 0,
+    DP_ANN_STORAGE_F16 = 1,
+    DP_ANN_STORAGE_INT8 = 2,
+} dp_ann_storage;
+
+/* "f32", "f16", "int8"; NULL for an unknown value. */
+DP_API const char *dp_ann_storage_name(int storage);
+/* DP_ERR_INVALID for an unknown name. */
+DP_API int dp_ann_storage_parse(const char *name, int *storage);
+
 /* IVF-PQ below this many live entries searches exactly (nothing to train). */
 #define DP_IVFPQ_MIN_ROWS 4096
 
@@ -93,6 +110,7 @@ typedef struct dp_ann_build_params {
     int threads;              /* 0 = all cores; the result does not depend on it */
     uint32_t n_trees;         /* rpforest: trees (default 40, the chapter's Annoy setting) */
     uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (32) */
+    int storage;              /* HNSW: dp_ann_storage of the walked records (default F32) */
     dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
     void *user_data;
 } dp_ann_build_params;
@@ -162,6 +180,7 @@ typedef struct dp_ann_info {
     size_t bytes;                /* size of the structure's sections */
     uint32_t M, ef_construction; /* HNSW */
     int max_level;               /* HNSW */
+    int storage;                 /* HNSW: dp_ann_storage */
     uint32_t nlist, pq_m;        /* IVF-PQ; nlist 0: too small, searched exactly */
     bool opq;                    /* IVF-PQ: codes of OPQ-rotated vectors */
     uint32_t n_trees, leaf_size; /* rpforest */

@@ -36,6 +36,23 @@ int dp_ann_kind_parse(const char *name, int *kind)
                         name ? name : "(null)");
 }
 
+const char *dp_ann_storage_name(int storage)
+{
+    static const char *const names[] = {"f32", "f16", "int8"};
+    return storage >= 0 && storage <= DP_ANN_STORAGE_INT8 ? names[storage] : NULL;
+}
+
+int dp_ann_storage_parse(const char *name, int *storage)
+{
+    for (int i = 0; i <= DP_ANN_STORAGE_INT8; i++)
+        if (name && !strcmp(name, dp_ann_storage_name(i))) {
+            *storage = i;
+            return 0;
+        }
+    return dp_set_error(DP_ERR_INVALID, "unknown storage '%s' (expected f32, f16 or int8)",
+                        name ? name : "(null)");
+}
+
 dp_ann_build_params dp_ann_default_build_params(void)
 {
     return (dp_ann_build_params){
@@ -341,13 +358,16 @@ int dp_ann_build(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
         return dp_set_error(DP_ERR_INVALID,
                             "dp_ann_build: ef_construction = %u is not in 1..100000",
                             p->ef_construction);
+    if (p->storage < DP_ANN_STORAGE_F32 || p->storage > DP_ANN_STORAGE_INT8)
+        return dp_set_error(DP_ERR_INVALID, "dp_ann_build: storage %d is not f32, f16 or int8",
+                            p->storage);
     if (ix->rows > UINT32_MAX - 1)
         return dp_set_error(DP_ERR_UNSUPPORTED, "dp_ann_build: %s: more than 4G rows", ix->path);
     dp_ann *a = ann_alloc();
     if (!a) return dp_set_error(DP_ERR_NOMEM, "dp_ann_build: out of memory");
     a->kind = kind;
     uint32_t efc = p->ef_construction < p->M ? p->M : p->ef_construction;
-    hnsw_init(&a->g, ix->dim, ix->metric, p->M, efc, p->seed);
+    hnsw_init(&a->g, ix->dim, ix->metric, p->M, efc, p->seed, p->storage);
     /* every live row is "tail" of an empty graph */
     int rc = bind(a, ix);
     if (!rc) rc = insert_tail(a, ix, p);
@@ -486,6 +506,7 @@ int dp_ann_describe(const dp_ann *a, dp_ann_info *out)
     out->ef_construction = a->g.efc;
     out->max_level = a->g.max_level;
     out->seed = a->g.seed;
+    out->storage = a->g.storage;
     return 0;
 }
 
@@ -650,6 +671,20 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
         if (!s) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
         nr = hnsw_search(&a->g, q, ef, s, plain ? NULL : accept_node, &c, b->c);
         scratch_put((dp_ann *)a, s);
+        if (a->g.storage != DP_ANN_STORAGE_F32) { /* the walk's ef, exactly */
+            /* ask for every row first: the misses overlap instead of queueing */
+            for (size_t i = 0; i < nr; i++) {
+                uint64_t row = a->node_row[b->c[i].id];
+                if (row == ANN_NO_ROW) continue;
+                const char *v = (const char *)row_vec(ix, row);
+                for (size_t o = 0; o < (size_t)dim * 4; o += 64)
+                    __builtin_prefetch(v + o);
+            }
+            for (size_t i = 0; i < nr; i++) {
+                uint64_t row = a->node_row[b->c[i].id];
+                if (row != ANN_NO_ROW) b->c[i].d = dist_eval(df, q, row_vec(ix, row));
+            }
+        }
     }
     size_t n = 0;
     for (size_t i = 0; i < nr; i++)

@@ -1,17 +1,21 @@
-/* Internals of the ANN module: the HNSW graph (hnsw.c), IVF-PQ (ivfpq.c,
+/* Internals of the ANN module: the HNSW graph (hnsw.c, its walk in
+ * hnsw_walk.h compiled per ISA by hnsw.c and hnsw_avx2.c), IVF-PQ (ivfpq.c,
  * its SIMD kernels in ivfpq_avx2.c) and the handle that binds either to an
  * index (ann.c).
  *
  * HNSW node record, level 0 (one per node, contiguous, rec_bytes each):
  *
- *     float vec[dim] | u32 count | u32 links[M0]
+ *     code[code_bytes] | u32 count | u32 links[M0]
  *
- * The vector comes first so a distance and the following walk of the
- * node's links read one region; the next neighbour's record is prefetched
- * while the current one is compared. Levels >= 1 are rare (1/M of the nodes
- * per level) and live in a separate pool: node i with level L owns
- * L blocks of (1 + M) u32 at upper_off[i] (derived from the levels at open),
- * block l - 1 holding level l as count + links. */
+ * code is the vector as the walk reads it: dim f32 (storage f32), dim IEEE
+ * halves (f16) or dim bytes (int8: x[j] ~ sq_min[j] + sq_step[j] * code[j]),
+ * padded to 4 bytes. The code comes first so a distance and the following
+ * walk of the node's links read one region; the next neighbours' codes are
+ * prefetched while the current one is compared. The kernels may read up to
+ * 15 bytes past the code (never past the record: the links follow). Levels
+ * >= 1 are rare (1/M of the nodes per level) and live in a separate pool:
+ * node i with level L owns L blocks of (1 + M) u32 at upper_off[i] (derived
+ * from the levels at open), block l - 1 holding level l as count + links. */
 #ifndef DP_ANN_INTERNAL_H
 #define DP_ANN_INTERNAL_H
 
@@ -40,7 +44,8 @@ typedef struct hnsw_meta {
     uint32_t entry;
     int32_t max_level; /* -1 when empty */
     uint32_t rec_bytes;
-    uint32_t reserved[3];
+    uint32_t storage; /* dp_ann_storage; version 1 files are f32 and hold 0 */
+    uint32_t reserved[2];
 } hnsw_meta;
 _Static_assert(sizeof(hnsw_meta) == 80, "hnsw_meta layout");
 
@@ -68,12 +73,18 @@ static inline float dist_eval(const dist_fn *f, const float *q, const float *x)
     }
 }
 
+struct hnsw_kern;
+
 typedef struct hnsw {
     uint32_t dim, M, M0, efc;
     int metric;
+    int storage; /* dp_ann_storage */
     uint64_t seed;
     size_t n, cap; /* nodes, allocated nodes (heap) */
-    size_t rec_bytes;
+    size_t rec_bytes, code_bytes;
+    /* int8: per-dimension min and step (dim each), into the map or sq_own */
+    const float *sq_min, *sq_step;
+    float *sq_own;
     uint8_t *nodes;  /* n records; points into the map unless owned */
     uint64_t *ids;   /* id of each node */
     uint8_t *levels; /* level of each node */
@@ -84,15 +95,16 @@ typedef struct hnsw {
     int max_level;
     bool owned; /* nodes/ids/levels/upper are heap copies */
     dist_fn df;
+    const struct hnsw_kern *kern;
 } hnsw;
 
-static inline const float *hnsw_vec(const hnsw *h, size_t i)
+static inline const uint8_t *hnsw_code(const hnsw *h, size_t i)
 {
-    return (const float *)(h->nodes + i * h->rec_bytes);
+    return h->nodes + i * h->rec_bytes;
 }
 static inline uint32_t *hnsw_links(const hnsw *h, size_t i, int level)
 {
-    if (level == 0) return (uint32_t *)(h->nodes + i * h->rec_bytes + (size_t)h->dim * 4);
+    if (level == 0) return (uint32_t *)(h->nodes + i * h->rec_bytes + h->code_bytes);
     return h->upper + h->upper_off[i] + (size_t)(level - 1) * (h->M + 1);
 }
 
@@ -114,7 +126,33 @@ typedef struct hnsw_scratch {
     visited vis;
     cand *top, *cq, *tmp;
     size_t cap;
+    float *qbuf, *dec; /* dim each: the prepared query, a decoded node */
+    uint32_t qdim;
 } hnsw_scratch;
+
+/* A query prepared for one storage, so the walk's distance is one pass:
+ * f32/f16: p = q. int8: p = q - min (l2, l1) with s = step, or p = q * step
+ * and c = sum q * min (dot). */
+typedef struct hnsw_q {
+    const float *p, *s;
+    float c;
+} hnsw_q;
+
+/* The walk, one copy per ISA, each specialised inside per storage and
+ * metric (one indirect call per walk, none per distance). */
+typedef struct hnsw_kern {
+    const char *isa;
+    float (*dist)(const struct hnsw *h, const hnsw_q *q, uint32_t node);
+    cand (*greedy)(const struct hnsw *h, const hnsw_q *q, cand cur, int from, int to);
+    /* Best-first search of one level from ep; results (accepted nodes
+     * only) are left as a max-heap of up to ef in s->top; returns their
+     * number. */
+    size_t (*layer)(const struct hnsw *h, const hnsw_q *q, cand ep, int level, size_t ef,
+                    hnsw_scratch *s, bool (*accept)(uint32_t, void *), void *ctx);
+} hnsw_kern;
+
+const hnsw_kern *hnsw_kern_base(void);
+const hnsw_kern *hnsw_kern_avx2(void); /* NULL without AVX2+FMA+F16C */
 
 int hnsw_scratch_init(hnsw_scratch *s, size_t n, size_t ef_cap);
 void hnsw_scratch_free(hnsw_scratch *s);
@@ -123,11 +161,18 @@ void hnsw_scratch_free(hnsw_scratch *s);
 typedef bool (*hnsw_accept_fn)(uint32_t node, void *ctx);
 
 /* Level-0 search from the top: up to ef accepted results in out (sorted,
- * nearest first); returns how many. */
+ * nearest first, by the code distance: exact for f32 storage, to be
+ * reranked for the others); returns how many. */
 size_t hnsw_search(const hnsw *h, const float *q, size_t ef, hnsw_scratch *s, hnsw_accept_fn accept,
                    void *ctx, cand *out);
 
-void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed);
+void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed,
+               int storage);
+/* Make the prepared query for q (dim floats) in s->qbuf. */
+int hnsw_prepare(const hnsw *h, const float *q, hnsw_scratch *s, hnsw_q *out);
+/* The f32 vector node i's code stands for (a pointer into the record for
+ * f32, else decoded into buf). */
+const float *hnsw_decode(const hnsw *h, size_t i, float *buf);
 /* Insert the vectors vecs[i] (ids[i]) as new nodes; heap-copies a mapped
  * graph first. Deterministic whatever threads is. */
 int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t count, int threads,
@@ -285,13 +330,18 @@ typedef struct rpforest {
     const uint64_t *ids;
     void *own[5]; /* heap copies (built) behind the pointers above */
     dist_fn df;
+    /* set by the binder when item i's vector is at base + i * dim (one
+     * segment, nothing removed before the build): saves a lookup per
+     * candidate; else vec[] is used */
+    const float *base;
 } rpforest;
 
 /* Per-thread search buffers, kept in the handle's pool between calls. */
 typedef struct rpf_scratch {
-    uint32_t *mark; /* generation stamps per item: dedupe across trees */
-    size_t n_mark;
-    uint32_t gen;
+    uint64_t *seen; /* a bit per item (dedupe across trees), cleared after a query */
+    size_t n_seen;
+    uint32_t *rejected; /* seen but refused by the filter: their bits to clear */
+    size_t rej_cap;
     cand *heap; /* (distance to the nearest unexplored hyperplane, node) */
     size_t heap_cap;
     uint32_t *cand; /* unique accepted items */

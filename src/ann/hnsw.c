@@ -18,11 +18,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define WALK_ISA 0
+#include "hnsw_walk.h"
+
 #define BATCH_DIV 64
 #define BATCH_MAX 1024
-#define PREFETCH_AHEAD 3
 
 static const char HNSW_MAGIC[8] = {'D', 'P', 'H', 'N', 'S', 'W', 0, 0};
+
+const hnsw_kern *hnsw_kern_base(void)
+{
+    static const hnsw_kern k = {"portable", w_any_dist, w_any_greedy, w_any_layer};
+    return &k;
+}
+
+/* The walk follows the distance kernels' choice (DP_ISA=scalar caps both). */
+static const hnsw_kern *kern_best(void)
+{
+    const hnsw_kern *k = strcmp(dp_dist_ops()->isa, "scalar") ? hnsw_kern_avx2() : NULL;
+    return k ? k : hnsw_kern_base();
+}
 
 void dist_fn_init(dist_fn *f, int metric, uint32_t dim)
 {
@@ -46,19 +61,31 @@ void dist_fn_init(dist_fn *f, int metric, uint32_t dim)
     }
 }
 
-void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed)
+static size_t code_bytes_of(int storage, uint32_t dim)
+{
+    size_t b = storage == DP_ANN_STORAGE_F16    ? 2 * (size_t)dim
+               : storage == DP_ANN_STORAGE_INT8 ? (size_t)dim
+                                                : 4 * (size_t)dim;
+    return (b + 3) & ~(size_t)3;
+}
+
+void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint64_t seed,
+               int storage)
 {
     memset(h, 0, sizeof *h);
     h->dim = dim;
     h->metric = metric;
+    h->storage = storage;
     h->M = M;
     h->M0 = 2 * M;
     h->efc = efc;
     h->seed = seed;
-    h->rec_bytes = (size_t)4 * (dim + 1 + h->M0);
+    h->code_bytes = code_bytes_of(storage, dim);
+    h->rec_bytes = h->code_bytes + (size_t)4 * (1 + h->M0);
     h->max_level = -1;
     h->owned = true;
     dist_fn_init(&h->df, metric, dim);
+    h->kern = kern_best();
 }
 
 void hnsw_free(hnsw *h)
@@ -69,56 +96,21 @@ void hnsw_free(hnsw *h)
         free(h->levels);
         free(h->upper);
     }
+    free(h->sq_own);
     free(h->upper_off);
     memset(h, 0, sizeof *h);
 }
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    return sizeof(hnsw_meta) + h->n * (h->rec_bytes + 8 + 1) + h->upper_words * 4;
-}
-
-/* ---- heaps of (distance, node) ------------------------------------------ */
-
-static inline bool cand_lt(cand a, cand b)
-{
-    return a.d < b.d || (a.d == b.d && a.id < b.id);
-}
-
-/* max-heap when max, else min-heap */
-static inline void heap_push(cand *h, size_t *n, cand c, bool max)
-{
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (max ? !cand_lt(h[p], c) : !cand_lt(c, h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static inline cand heap_pop(cand *h, size_t *n, bool max)
-{
-    cand top = h[0], last = h[--(*n)];
-    size_t i = 0, m = *n;
-    for (;;) {
-        size_t l = 2 * i + 1;
-        if (l >= m) break;
-        size_t c = l;
-        if (l + 1 < m && (max ? cand_lt(h[l], h[l + 1]) : cand_lt(h[l + 1], h[l]))) c = l + 1;
-        if (max ? !cand_lt(last, h[c]) : !cand_lt(h[c], last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (m) h[i] = last;
-    return top;
+    return sizeof(hnsw_meta) + h->n * (h->rec_bytes + 8 + 1) + h->upper_words * 4 +
+           (h->storage == DP_ANN_STORAGE_INT8 ? (size_t)h->dim * 8 : 0);
 }
 
 static int cand_cmp(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
-    return cand_lt(*x, *y) ? -1 : cand_lt(*y, *x);
+    return w_lt(*x, *y) ? -1 : w_lt(*y, *x);
 }
 
 /* ---- scratch --------------------------------------------------------------- */
@@ -147,6 +139,7 @@ void hnsw_scratch_free(hnsw_scratch *s)
     free(s->top);
     free(s->cq);
     free(s->tmp);
+    free(s->qbuf);
     memset(s, 0, sizeof *s);
 }
 
@@ -167,103 +160,109 @@ static int scratch_grow(hnsw_scratch *s, size_t need)
     return 0;
 }
 
-static inline uint16_t vis_next(visited *v)
+/* qbuf holds three dim-float areas: the query's prepared form, a decoded
+ * node, and that node's prepared form (the build compares stored nodes). */
+static int scratch_vec(hnsw_scratch *s, uint32_t dim)
 {
-    if (++v->gen == 0) {
-        memset(v->mark, 0, v->n * sizeof *v->mark);
-        v->gen = 1;
-    }
-    return v->gen;
+    if (s->qbuf && s->qdim >= dim) return 0;
+    float *b = realloc(s->qbuf, (size_t)3 * (dim ? dim : 1) * sizeof *b);
+    if (!b) return dp_set_error(DP_ERR_NOMEM, "out of memory for search scratch");
+    s->qbuf = b;
+    s->dec = b + dim;
+    s->qdim = dim;
+    return 0;
 }
 
-static inline void prefetch_rec(const hnsw *h, uint32_t i)
+static void prepare_into(const hnsw *h, const float *q, float *buf, hnsw_q *out)
 {
-    const char *p = (const char *)(h->nodes + (size_t)i * h->rec_bytes);
-    size_t lines = (h->dim * 4 + 63) / 64;
-    if (lines > 4) lines = 4;
-    for (size_t k = 0; k < lines; k++)
-        __builtin_prefetch(p + 64 * k, 0, 3);
+    out->p = q;
+    out->s = NULL;
+    out->c = 0;
+    if (h->storage != DP_ANN_STORAGE_INT8) return;
+    const float *mn = h->sq_min, *st = h->sq_step;
+    out->s = st;
+    out->p = buf;
+    if (h->df.op == 1) {
+        double c = 0;
+        for (uint32_t j = 0; j < h->dim; j++) {
+            buf[j] = q[j] * st[j];
+            c += (double)q[j] * mn[j];
+        }
+        out->c = (float)c;
+    } else {
+        for (uint32_t j = 0; j < h->dim; j++)
+            buf[j] = q[j] - mn[j];
+    }
 }
 
-/* ---- search ------------------------------------------------------------- */
-
-static cand greedy(const hnsw *h, const float *q, cand cur, int from, int to)
+int hnsw_prepare(const hnsw *h, const float *q, hnsw_scratch *s, hnsw_q *out)
 {
-    for (int l = from; l > to; l--) {
-        bool changed = true;
-        while (changed) {
-            changed = false;
-            const uint32_t *lk = hnsw_links(h, cur.id, l);
-            uint32_t cnt = lk[0] <= h->M ? lk[0] : h->M;
-            for (uint32_t j = 0; j < cnt; j++) {
-                uint32_t nb = lk[1 + j];
-                /* a link to a node without this level only comes from a
-                 * damaged file; its block would be someone else's */
-                if (nb >= h->n || h->levels[nb] < l) continue;
-                if (j + 1 < cnt && lk[2 + j] < h->n) prefetch_rec(h, lk[2 + j]);
-                float d = dist_eval(&h->df, q, hnsw_vec(h, nb));
-                if (d < cur.d) {
-                    cur.d = d;
-                    cur.id = nb;
-                    changed = true;
-                }
-            }
-        }
-    }
-    return cur;
+    if (scratch_vec(s, h->dim)) return DP_ERR_NOMEM;
+    prepare_into(h, q, s->qbuf, out);
+    return 0;
 }
 
-/* Best-first search of one level from ep. Results (accepted nodes only) are
- * left as a max-heap of up to ef in s->top; returns their number. The walk
- * goes on through rejected nodes until ef accepted ones bound it. */
-static size_t search_layer(const hnsw *h, const float *q, cand ep, int level, size_t ef,
-                           hnsw_scratch *s, hnsw_accept_fn accept, void *ctx)
+const float *hnsw_decode(const hnsw *h, size_t i, float *buf)
 {
-    visited *vis = &s->vis;
-    uint16_t gen = vis_next(vis);
-    size_t nt = 0, nc = 0;
-    float lower = INFINITY;
-    const uint32_t cap = level ? h->M : h->M0;
-    vis->mark[ep.id] = gen;
-    if (!accept || accept(ep.id, ctx)) {
-        heap_push(s->top, &nt, ep, true);
-        lower = ep.d;
-    }
-    heap_push(s->cq, &nc, ep, false);
-    uint32_t fresh[HNSW_MAX_M * 2];
-    while (nc) {
-        cand c = heap_pop(s->cq, &nc, false);
-        if (c.d > lower && (nt >= ef || !accept)) break;
-        const uint32_t *lk = hnsw_links(h, c.id, level);
-        uint32_t cnt = lk[0] <= cap ? lk[0] : cap, nf = 0;
-        for (uint32_t j = 0; j < cnt; j++)
-            __builtin_prefetch(&vis->mark[lk[1 + j] < h->n ? lk[1 + j] : 0], 0, 3);
-        for (uint32_t j = 0; j < cnt; j++) {
-            uint32_t nb = lk[1 + j];
-            if (nb >= h->n || vis->mark[nb] == gen || (level && h->levels[nb] < level)) continue;
-            vis->mark[nb] = gen;
-            fresh[nf++] = nb;
+    const uint8_t *c = hnsw_code(h, i);
+    switch (h->storage) {
+    case DP_ANN_STORAGE_F16:
+        for (uint32_t j = 0; j < h->dim; j++) {
+            uint16_t v;
+            memcpy(&v, c + 2 * j, 2);
+            buf[j] = dp_f16_to_f32(v);
         }
-        for (uint32_t j = 0; j < nf && j < PREFETCH_AHEAD; j++)
-            prefetch_rec(h, fresh[j]);
-        /* the queue only grows by what we push: keep room */
-        if (nc + nf + 1 > s->cap && scratch_grow(s, nc + nf + 1)) break;
-        for (uint32_t j = 0; j < nf; j++) {
-            if (j + PREFETCH_AHEAD < nf) prefetch_rec(h, fresh[j + PREFETCH_AHEAD]);
-            uint32_t nb = fresh[j];
-            float d = dist_eval(&h->df, q, hnsw_vec(h, nb));
-            if (nt < ef || d < lower) {
-                cand x = {d, nb};
-                heap_push(s->cq, &nc, x, false);
-                if (!accept || accept(nb, ctx)) {
-                    heap_push(s->top, &nt, x, true);
-                    if (nt > ef) heap_pop(s->top, &nt, true);
-                    lower = s->top[0].d;
-                }
-            }
-        }
+        return buf;
+    case DP_ANN_STORAGE_INT8:
+        for (uint32_t j = 0; j < h->dim; j++)
+            buf[j] = h->sq_min[j] + h->sq_step[j] * (float)c[j];
+        return buf;
+    default:
+        return (const float *)c;
     }
-    return nt;
+}
+
+static void encode(const hnsw *h, const float *x, uint8_t *code)
+{
+    memset(code, 0, h->code_bytes);
+    if (h->storage == DP_ANN_STORAGE_F16) {
+        dp_f32_to_f16(x, h->dim, (uint16_t *)code);
+    } else if (h->storage == DP_ANN_STORAGE_INT8) {
+        for (uint32_t j = 0; j < h->dim; j++) {
+            float v = (x[j] - h->sq_min[j]) / h->sq_step[j];
+            /* NaN and values outside the trained range clamp */
+            code[j] = v >= 255.0f ? 255 : v > 0.0f ? (uint8_t)(v + 0.5f) : 0;
+        }
+    } else {
+        memcpy(code, x, (size_t)h->dim * 4);
+    }
+}
+
+/* Per-dimension range of the first rows inserted: 255 steps from min to
+ * max. Later rows outside it clamp (their rerank is exact all the same). */
+static int train_sq(hnsw *h, const float *const *vecs, size_t count)
+{
+    uint32_t d = h->dim;
+    float *q = malloc((size_t)2 * d * sizeof *q);
+    if (!q) return dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory");
+    float *mn = q, *st = q + d;
+    for (uint32_t j = 0; j < d; j++) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < count; i++) {
+            float v = vecs[i][j];
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+        if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi)) lo = hi = 0;
+        mn[j] = lo;
+        st[j] = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+        if (!(st[j] > 0) || !isfinite(st[j])) st[j] = 1.0f;
+    }
+    free(h->sq_own);
+    h->sq_own = q;
+    h->sq_min = mn;
+    h->sq_step = st;
+    return 0;
 }
 
 /* Pop the max-heap s->top into out, nearest first. */
@@ -277,10 +276,12 @@ size_t hnsw_search(const hnsw *h, const float *q, size_t ef, hnsw_scratch *s, hn
                    void *ctx, cand *out)
 {
     if (h->max_level < 0 || !h->n) return 0;
-    if (scratch_grow(s, ef + h->M0 + 1)) return 0;
-    cand cur = {dist_eval(&h->df, q, hnsw_vec(h, h->entry)), h->entry};
-    cur = greedy(h, q, cur, h->max_level, 0);
-    size_t nt = search_layer(h, q, cur, 0, ef, s, accept, ctx);
+    hnsw_q pq;
+    if (scratch_grow(s, ef + h->M0 + 1) || hnsw_prepare(h, q, s, &pq)) return 0;
+    const hnsw_kern *k = h->kern;
+    cand cur = {k->dist(h, &pq, h->entry), h->entry};
+    cur = k->greedy(h, &pq, cur, h->max_level, 0);
+    size_t nt = k->layer(h, &pq, cur, 0, ef, s, accept, ctx);
     drain_sorted(s->top, nt, out);
     return nt;
 }
@@ -306,14 +307,19 @@ static int draw_level(const hnsw *h, uint64_t node)
 /* Keep a candidate only if it is nearer to the new node than to every
  * neighbour already kept: links spread over directions instead of piling
  * into the nearest cluster (the HNSW paper's heuristic). c is sorted. */
-static uint32_t select_links(const hnsw *h, const cand *c, size_t nc, uint32_t mcap, uint32_t *out)
+static uint32_t select_links(const hnsw *h, const cand *c, size_t nc, uint32_t mcap, uint32_t *out,
+                             hnsw_scratch *s)
 {
     uint32_t r = 0;
+    float *dec = s->dec, *pbuf = s->dec + h->dim;
     for (size_t i = 0; i < nc && r < mcap; i++) {
-        const float *v = hnsw_vec(h, c[i].id);
         bool good = true;
-        for (uint32_t j = 0; j < r && good; j++)
-            if (dist_eval(&h->df, v, hnsw_vec(h, out[j])) < c[i].d) good = false;
+        if (r) {
+            hnsw_q pv;
+            prepare_into(h, hnsw_decode(h, c[i].id, dec), pbuf, &pv);
+            for (uint32_t j = 0; j < r && good; j++)
+                if (h->kern->dist(h, &pv, out[j]) < c[i].d) good = false;
+        }
         if (good) out[r++] = c[i].id;
     }
     return r;
@@ -321,18 +327,19 @@ static uint32_t select_links(const hnsw *h, const cand *c, size_t nc, uint32_t m
 
 /* Phase 1 for node u: find and write its own links on every level it shares
  * with the graph as of the batch start (entry ep, top level ml). */
-static int link_new(const hnsw *h, uint32_t u, uint32_t ep, int ml, hnsw_scratch *s)
+static int link_new(const hnsw *h, uint32_t u, const float *x, uint32_t ep, int ml, hnsw_scratch *s)
 {
-    if (scratch_grow(s, h->efc + h->M0 + 1)) return DP_ERR_NOMEM;
-    const float *q = hnsw_vec(h, u);
+    hnsw_q q;
+    if (scratch_grow(s, h->efc + h->M0 + 1) || hnsw_prepare(h, x, s, &q)) return DP_ERR_NOMEM;
+    const hnsw_kern *k = h->kern;
     int lu = h->levels[u];
-    cand cur = {dist_eval(&h->df, q, hnsw_vec(h, ep)), ep};
-    cur = greedy(h, q, cur, ml, lu);
+    cand cur = {k->dist(h, &q, ep), ep};
+    cur = k->greedy(h, &q, cur, ml, lu);
     for (int l = lu < ml ? lu : ml; l >= 0; l--) {
-        size_t nt = search_layer(h, q, cur, l, h->efc, s, NULL, NULL);
+        size_t nt = k->layer(h, &q, cur, l, h->efc, s, NULL, NULL);
         drain_sorted(s->top, nt, s->tmp);
         uint32_t *lk = hnsw_links(h, u, l);
-        lk[0] = select_links(h, s->tmp, nt, h->M, lk + 1);
+        lk[0] = select_links(h, s->tmp, nt, h->M, lk + 1, s);
         if (nt) cur = s->tmp[0];
     }
     return 0;
@@ -366,16 +373,18 @@ static int add_reverse(const hnsw *h, const rlink *g, size_t ng, hnsw_scratch *s
         lk[0] = cnt + (uint32_t)ng;
         return 0;
     }
-    if (scratch_grow(s, cnt + ng + 1)) return DP_ERR_NOMEM;
-    const float *vv = hnsw_vec(h, v);
+    if (scratch_grow(s, cnt + ng + 1) || scratch_vec(s, h->dim)) return DP_ERR_NOMEM;
+    /* v's own prepared form lives in qbuf (no query is running here) */
+    hnsw_q pv;
+    prepare_into(h, hnsw_decode(h, v, s->dec), s->qbuf, &pv);
     size_t nc = 0;
     for (uint32_t i = 0; i < cnt; i++)
-        s->tmp[nc++] = (cand){dist_eval(&h->df, vv, hnsw_vec(h, lk[1 + i])), lk[1 + i]};
+        s->tmp[nc++] = (cand){h->kern->dist(h, &pv, lk[1 + i]), lk[1 + i]};
     for (size_t i = 0; i < ng; i++)
-        s->tmp[nc++] = (cand){dist_eval(&h->df, vv, hnsw_vec(h, g[i].node)), g[i].node};
+        s->tmp[nc++] = (cand){h->kern->dist(h, &pv, g[i].node), g[i].node};
     qsort(s->tmp, nc, sizeof(cand), cand_cmp);
     uint32_t out[HNSW_MAX_M * 2];
-    uint32_t r = select_links(h, s->tmp, nc, cap, out);
+    uint32_t r = select_links(h, s->tmp, nc, cap, out, s);
     memcpy(lk + 1, out, r * sizeof *out);
     lk[0] = r;
     return 0;
@@ -444,12 +453,14 @@ int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t c
     if (!count) return 0;
     int rc = make_room(h, count);
     if (rc) return rc;
+    if (h->storage == DP_ANN_STORAGE_INT8 && !h->sq_min && (rc = train_sq(h, vecs, count)))
+        return rc;
     size_t n0 = h->n, words = h->upper_words;
     for (size_t i = 0; i < count; i++) {
         size_t u = n0 + i;
         uint8_t *rec = h->nodes + u * h->rec_bytes;
-        memcpy(rec, vecs[i], (size_t)h->dim * 4);
-        memset(rec + (size_t)h->dim * 4, 0, h->rec_bytes - (size_t)h->dim * 4);
+        encode(h, vecs[i], rec);
+        memset(rec + h->code_bytes, 0, h->rec_bytes - h->code_bytes);
         h->ids[u] = ids[i];
         h->levels[u] = (uint8_t)draw_level(h, u);
         h->upper_off[u] = words;
@@ -509,7 +520,8 @@ int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t c
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_use)
         for (size_t i = 0; i < b; i++) {
             if (err) continue;
-            if (link_new(h, batch[i], ep, ml, &scr[omp_get_thread_num()])) err = 1;
+            if (link_new(h, batch[i], vecs[batch[i] - n0], ep, ml, &scr[omp_get_thread_num()]))
+                err = 1;
         }
         if (err) {
             rc = dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory while linking");
@@ -586,7 +598,9 @@ int hnsw_save(const hnsw *h, dp_index *ix)
     hnsw_meta m;
     memset(&m, 0, sizeof m);
     memcpy(m.magic, HNSW_MAGIC, 8);
-    m.version = 1;
+    /* f32 graphs stay version 1, readable by older builds */
+    m.version = h->storage == DP_ANN_STORAGE_F32 ? 1 : 2;
+    m.storage = (uint32_t)h->storage;
     m.dim = h->dim;
     m.metric = (uint32_t)h->metric;
     m.M = h->M;
@@ -603,6 +617,15 @@ int hnsw_save(const hnsw *h, dp_index *ix)
     if (!rc) rc = dp_index_put_section(ix, "hnsw.ids", h->ids, h->n * 8);
     if (!rc) rc = dp_index_put_section(ix, "hnsw.levels", h->levels, h->n);
     if (!rc) rc = dp_index_put_section(ix, "hnsw.upper", h->upper, h->upper_words * 4);
+    if (!rc) rc = dp_index_drop_sections(ix, "hnsw.sq");
+    if (!rc && h->storage == DP_ANN_STORAGE_INT8) {
+        float *q = malloc((size_t)8 * h->dim);
+        if (!q) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+        memcpy(q, h->sq_min, (size_t)4 * h->dim);
+        memcpy(q + h->dim, h->sq_step, (size_t)4 * h->dim);
+        rc = dp_index_put_section(ix, "hnsw.sq", q, (size_t)8 * h->dim);
+        free(q);
+    }
     return rc;
 }
 
@@ -631,15 +654,33 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
     if (bm != sizeof m) return LERR("%s: hnsw.meta has %zu bytes", path, bm);
     memcpy(&m, pm, sizeof m);
     if (memcmp(m.magic, HNSW_MAGIC, 8)) return LERR("%s: hnsw.meta: bad magic", path);
-    if (m.version != 1)
+    if (m.version != 1 && m.version != 2)
         return dp_set_error(DP_ERR_UNSUPPORTED, "%s: HNSW version %u is not supported", path,
                             m.version);
+    if ((m.version == 1 && m.storage) || m.storage > DP_ANN_STORAGE_INT8)
+        return LERR("%s: hnsw.meta: unknown storage %u", path, m.storage);
     if (m.dim != dp_index_dim(ix) || (int)m.metric != dp_index_metric(ix))
         return LERR("%s: the HNSW graph was built for another dimension or metric", path);
     if (m.M < 2 || m.M > HNSW_MAX_M || m.M0 != 2 * m.M)
         return LERR("%s: hnsw.meta: M = %u, M0 = %u", path, m.M, m.M0);
-    hnsw_init(h, m.dim, (int)m.metric, m.M, m.ef_construction, m.seed);
+    hnsw_init(h, m.dim, (int)m.metric, m.M, m.ef_construction, m.seed, (int)m.storage);
     h->owned = false;
+    if (m.storage == DP_ANN_STORAGE_INT8) {
+        const void *pq;
+        size_t bq;
+        if (dp_index_get_section(ix, "hnsw.sq", &pq, &bq))
+            return LERR("%s: int8 HNSW without its hnsw.sq section", path);
+        if ((rc = dp_index_check_section(ix, "hnsw.sq"))) return rc;
+        if (bq != (size_t)8 * m.dim) return LERR("%s: hnsw.sq has %zu bytes", path, bq);
+        /* a copy: a graph updated in memory outlives the mapping it came from */
+        if (!(h->sq_own = malloc(bq ? bq : 1))) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+        memcpy(h->sq_own, pq, bq);
+        h->sq_min = h->sq_own;
+        h->sq_step = h->sq_own + m.dim;
+        for (uint32_t j = 0; j < m.dim; j++)
+            if (!isfinite(h->sq_min[j]) || !isfinite(h->sq_step[j]) || !(h->sq_step[j] > 0))
+                return LERR("%s: hnsw.sq: bad range for dimension %u", path, j);
+    }
     if (m.rec_bytes != h->rec_bytes) return LERR("%s: hnsw.meta: record size", path);
     if (m.n > UINT32_MAX - 1 || m.n != bi / 8 || bi % 8 || m.n != bl || bn / h->rec_bytes != m.n ||
         bn % h->rec_bytes || m.upper_words * 4 != bu || bu % 4)

@@ -53,6 +53,8 @@ static void help(FILE *f)
             "  --leaf N             rpforest most items per leaf (default 128)\n"
             "  --search-k LIST      rpforest search sweep: leaf entries gathered per query\n"
             "                       (default 100,200,400,1000,2000,4000,10000,20000)\n"
+            "  --storage S          HNSW walk records: f32 (default), f16 or int8 (reranked\n"
+            "                       exactly from the stored vectors, which count in bytes)\n"
             "  --build-threads N    (default 2)\n"
             "  -k N                 neighbours (default 10)\n"
             "  --seed N             data and build seed (default 42)\n"
@@ -229,6 +231,7 @@ int dp_cmd_bench(int argc, char **argv)
                                          {"trees", required_argument, 0, 1200},
                                          {"leaf", required_argument, 0, 1201},
                                          {"search-k", required_argument, 0, 1202},
+                                         {"storage", required_argument, 0, 1100},
                                          {"opq", no_argument, 0, 'O'},
                                          {"hdf5", required_argument, 0, 1000},
                                          {"index", required_argument, 0, 1001},
@@ -315,6 +318,10 @@ int dp_cmd_bench(int argc, char **argv)
             break;
         case 'p':
             np_list = optarg;
+            break;
+        case 1100:
+            if (dp_ann_storage_parse(optarg, &bp.storage))
+                return dp_cli_usage("bench", "--storage: %s", dp_last_error());
             break;
         case 'R':
             rr_list = optarg;
@@ -676,11 +683,18 @@ int dp_cmd_bench(int argc, char **argv)
                 snprintf(search, sizeof search, sp.rerank ? "nprobe=%zu R=%zu" : "nprobe=%zu", ef,
                          sp.rerank);
             } else {
-                snprintf(impl, sizeof impl, "doppel-hnsw");
-                snprintf(params, sizeof params, "M=%u efc=%u", info.M, info.ef_construction);
+                bool q8 = info.storage != DP_ANN_STORAGE_F32;
+                snprintf(impl, sizeof impl, "doppel-hnsw%s%s", q8 ? "-" : "",
+                         q8 ? dp_ann_storage_name(info.storage) : "");
+                snprintf(params, sizeof params, "M=%u efc=%u%s", info.M, info.ef_construction,
+                         q8 ? " +raw" : "");
                 snprintf(search, sizeof search, "ef=%zu", ef);
             }
-            size_t bytes = info.bytes + (is_pq && sp.rerank ? n * d * sizeof(float) : 0);
+            /* a rerank reads the raw vectors: counted with them */
+            size_t bytes = info.bytes + ((is_pq && sp.rerank) || (info.kind == DP_ANN_HNSW &&
+                                                                  info.storage != DP_ANN_STORAGE_F32)
+                                             ? n * d * sizeof(float)
+                                             : 0);
             if (is_rp) bytes += n * d * sizeof(float); /* the exact ranking reads the rows */
             snprintf(row, sizeof row,
                      "%s,%s,%s,%s,%.4f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%zu,%.4f,%.0f,%d,%.1f\n", impl,
