@@ -3,26 +3,30 @@
 # every model, run doppel eval on the full set and on the 600-image
 # class-proportional sample (seed 1), and print a markdown table.
 #
-#   tools/datasets/eval_all.sh [--models "mobilenet-v2-mid inception-v3 hist phash"]
-#                              [--doppel PATH] [--out DIR] [--eval-only]
+#   tools/datasets/eval_all.sh [--models "mobilenet-v2-mid inception-v3 hist phash thumb8"]
+#                              [--doppel PATH] [--out DIR] [--eval-only] [--sweep]
 #
 # Indexes go to DIR (default out/eval) as <dataset>-<model>.dpl; the JSON of
 # each eval to DIR/<dataset>-<model>[-s600].json. Indexing is incremental, so
 # a rerun only evaluates. "inception-v3-mixed8" means inception-v3 with
-# --embedding-node mixed8 (the calibration run's layer).
+# --embedding-node mixed8 (the calibration run's layer). --sweep also runs
+# the PCA sweep of docs/evaluation.md on openclipart with mobilenet-v2-mid
+# (table to DIR/openclipart-mnv2-pca-sweep.txt, plot beside it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MODELS="mobilenet-v2-mid inception-v3 hist phash"
+MODELS="mobilenet-v2-mid inception-v3 hist phash thumb8"
 DP=$ROOT/build-eval/doppel
 O=$ROOT/out/eval
 EVAL_ONLY=0
+SWEEP=0
 while (($#)); do
   case "$1" in
     --models) MODELS=$2; shift 2 ;;
     --doppel) DP=$2; shift 2 ;;
     --out) O=$2; shift 2 ;;
     --eval-only) EVAL_ONLY=1; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --sweep) SWEEP=1; shift ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "eval_all: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -61,3 +65,9 @@ PY
     done
   done
 done
+if ((SWEEP)) && [[ -f $O/openclipart-mobilenet-v2-mid.dpl ]]; then
+  "$DP" eval "$O/openclipart-mobilenet-v2-mid.dpl" --labels "$D/openclipart/manifest.tsv" \
+    --pca-sweep 1,2,3,4,5,10,20,50,75,100,150,200 --threads 1 --repeats 5 \
+    --plot "$O/openclipart-mnv2-pca-sweep.png" >"$O/openclipart-mnv2-pca-sweep.txt"
+  cat "$O/openclipart-mnv2-pca-sweep.txt"
+fi
