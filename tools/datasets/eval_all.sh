@@ -26,7 +26,7 @@ while (($#)); do
     --out) O=$2; shift 2 ;;
     --eval-only) EVAL_ONLY=1; shift ;;
     --sweep) SWEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "eval_all: unknown option $1" >&2; exit 2 ;;
   esac
 done
