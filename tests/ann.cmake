@@ -71,3 +71,35 @@ $B ann drop $D/x.dpl
 ")
   set_tests_properties(ann_ivfpq_cli PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_WAIT_POLICY=passive)
 endif()
+
+# rpforest: bench rows, build/info/check, every leaf gathered = the exact
+# neighbours, bad parameters refused, drop.
+if(DP_BASH)
+  add_test(NAME ann_rpforest_cli COMMAND ${DP_BASH} -c "
+set -e
+D=$(mktemp -d); trap 'rm -rf $D' EXIT
+B=$<TARGET_FILE:doppel_cli>
+$B bench --synthetic clustered:5000:24 --nq 40 --data-dir $D --kind rpforest --trees 8 --search-k 50,400 --batch-threads 0 > $D/bench.csv
+grep -q '^doppel-rpforest,clustered-5000-24-s42-q40-g2,trees=8 leaf=128' $D/bench.csv
+Q=$D/clustered-5000-24-s42-q40-g2.query.fvecs
+$B index --vectors $D/clustered-5000-24-s42-q40-g2.base.fvecs -o $D/x.dpl -q
+$B ann build $D/x.dpl --kind rpforest --trees 10 --leaf 16 --seed 3 | grep -q 'trees=10 leaf=16'
+$B ann info $D/x.dpl --verify | grep -q 'rpforest, 5000 nodes'
+$B check $D/x.dpl
+# 10 trees x 5000 items: search_k 50000 gathers every leaf
+$B search $D/x.dpl --vectors $Q -k 5 --search-k 50000 > $D/a.txt
+$B search $D/x.dpl --vectors $Q -k 5 --exact > $D/e.txt
+awk '{print $1, $3}' $D/a.txt > $D/a.ids
+awk '{print $1, $3}' $D/e.txt > $D/e.ids
+n=$(diff $D/a.ids $D/e.ids | grep -c '^<' || true)
+test $n -le 2
+! $B ann build $D/x.dpl --kind rpforest --trees 0 2>$D/err
+grep -q 'trees must be in' $D/err
+$B ann drop $D/x.dpl
+! $B ann info $D/x.dpl 2>/dev/null
+")
+  set_tests_properties(ann_rpforest_cli PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_WAIT_POLICY=passive)
+endif()
+if(TEST test_ann_rpforest)
+  set_tests_properties(test_ann_rpforest PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive TIMEOUT 900)
+endif()
