@@ -151,7 +151,9 @@ typedef struct dp_ann_search_params {
     size_t nprobe; /* IVF-PQ: cells visited per query, 0 = 16 (capped at nlist) */
     /* IVF-PQ: rank the best max(rerank, k) by code distance again with the
      * index's stored vectors (exact distances); 0 = no rerank: distances are
-     * the code approximations. */
+     * the code approximations. HNSW with f16/int8 storage: how many of the
+     * walk's ef candidates (best by code distance) are ranked again with
+     * the stored vectors, the others dropped; 0 = max(4k, 32). */
     size_t rerank;
     /* rpforest: leaf entries gathered over all trees before the exact
      * ranking (duplicates counted, as in Annoy); 0 = n_trees * k. */

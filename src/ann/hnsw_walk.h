@@ -319,6 +319,8 @@ W_INLINE size_t w_layer(int st, int op, const hnsw *h, const hnsw_q *q, cand ep,
                 }
             }
         }
+        /* the next node to expand is known now: ask for its links */
+        if (nc) __builtin_prefetch(hnsw_links(h, cq[0].id, level), 0, 3);
     }
     return nt;
 }

@@ -230,6 +230,18 @@ static void test_storage(int storage, int metric, floors fl)
            sn, metric, n, d, r10, r32, (double)in.bytes / (double)n);
     CHECK(r10 >= fl.ef10, "%s recall@10 ef=10 %.4f < %.3f", sn, r10, fl.ef10);
     CHECK(r32 >= fl.ef32, "%s recall@10 ef=32 %.4f < %.3f", sn, r32, fl.ef32);
+    if (storage != DP_ANN_STORAGE_F32) {
+        /* the default rerank depth (max(4k, 32)) against all of ef = 96 */
+        dp_ann_search_params s2 = sp;
+        s2.ef = 96;
+        OK(dp_ann_search(a, q, nq, &s2, bi, bd));
+        double rd = recall(ei, bi, nq, k);
+        s2.rerank = 96;
+        OK(dp_ann_search(a, q, nq, &s2, bi, bd));
+        double ra = recall(ei, bi, nq, k);
+        printf("storage %s ef=96: recall@10 rerank 40 %.4f, all 96 %.4f\n", sn, rd, ra);
+        CHECK(rd >= ra - 0.002, "%s: the default rerank depth loses recall", sn);
+    }
 
     /* distances are the exact ones: every id both lists share has the
      * exact search's distance (the GEMM path rounds differently: 1e-5) */
