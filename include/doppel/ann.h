@@ -109,7 +109,7 @@ typedef struct dp_ann_build_params {
     uint64_t seed;            /* HNSW levels and order; IVF-PQ training sample (default 42) */
     int threads;              /* 0 = all cores; the result does not depend on it */
     uint32_t n_trees;         /* rpforest: trees (default 40, the chapter's Annoy setting) */
-    uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (32) */
+    uint32_t leaf_size;       /* rpforest: most items per leaf, 0 = default (128) */
     int storage;              /* HNSW: dp_ann_storage of the walked records (default F32) */
     dp_progress_fn progress;  /* called with inserted nodes; nonzero cancels */
     void *user_data;

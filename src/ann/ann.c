@@ -169,6 +169,9 @@ static int bind(dp_ann *a, const dp_index *ix)
             const dpx_seg *s = nr[i] == ANN_NO_ROW ? NULL : dpx_seg_of(ix, nr[i], &l);
             iv[i] = s ? s->vec + l * (size_t)ix->dim : NULL;
         }
+        a->rf.base = nn ? iv[0] : NULL;
+        for (size_t i = 0; a->rf.base && i < nn; i++)
+            if (iv[i] != a->rf.base + i * (size_t)ix->dim) a->rf.base = NULL;
     }
     a->ix = ix;
     a->ix_seq = ix->seq;
@@ -222,7 +225,7 @@ static int rpf_rebuild(dp_ann *a, const dp_index *ix, const dp_ann_build_params 
 
 static int build_rpforest(const dp_index *ix, const dp_ann_build_params *p, dp_ann **out)
 {
-    uint32_t nt = p->n_trees ? p->n_trees : 40, leaf = p->leaf_size ? p->leaf_size : 32;
+    uint32_t nt = p->n_trees ? p->n_trees : 40, leaf = p->leaf_size ? p->leaf_size : 128;
     if (nt > RPF_MAX_TREES || leaf > RPF_MAX_LEAF)
         return dp_set_error(DP_ERR_INVALID,
                             "dp_ann_build: rpforest with %u trees, leaf size %u (at most %u, %u)",
