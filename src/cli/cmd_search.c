@@ -226,9 +226,11 @@ int dp_cmd_search(int argc, char **argv)
             dp_cli_fail("search", "cannot load queries");
             goto done;
         }
-        if (fdim != dim && pca_queries(ix, &fv, nfv, fdim)) {
+        int prc = fdim != dim ? pca_queries(ix, &fv, nfv, fdim) : 0;
+        if (prc) {
             fprintf(stderr, "doppel search: %s has dimension %zu, the index %zu%s%s\n", vec_file,
-                    fdim, dim, *dp_last_error() ? ": " : "", dp_last_error());
+                    fdim, dim, prc == DP_ERR_NOT_FOUND ? "" : ": ",
+                    prc == DP_ERR_NOT_FOUND ? "" : dp_last_error());
             goto done;
         }
         if (dp_index_normalized(ix)) /* the index holds unit vectors: make queries match */
