@@ -66,6 +66,13 @@ n=$(diff $D/a.ids $D/e.ids | grep -c '^<' || true)
 test $n -le 2
 ! $B ann build $D/x.dpl --kind ivfpq --m 5 2>$D/err
 grep -q 'divide' $D/err
+# OPQ: any m (5 does not divide 32), the rotation section verified and reopened
+$B ann build $D/x.dpl --kind ivfpq --nlist 100 --m 5 --opq | grep -q 'm=5 opq'
+$B ann info $D/x.dpl --verify | grep -q 'm=5 opq'
+$B search $D/x.dpl --vectors $Q -k 5 --nprobe 100 --rerank 400 > $D/o.txt
+awk '{print $1, $3}' $D/o.txt > $D/o.ids
+n=$(diff $D/o.ids $D/e.ids | grep -c '^<' || true)
+test $n -le 2
 $B ann drop $D/x.dpl
 ! $B ann info $D/x.dpl 2>/dev/null
 ")

@@ -21,7 +21,11 @@
 #define COARSE_PER_LIST 40 /* training rows per cell */
 #define COARSE_MIN_SAMPLE 65536
 #define PQ_SAMPLE 65536
-#define OPQ_ITERS 8    /* rotation updates */
+/* Rotation updates after the eigenvalue-allocation start. Measured on
+ * clustered:100000:100, m = 25, recall@10 at nprobe 8 (id overlap): 1 update
+ * 0.741, 2: 0.743, 4: 0.743, 8: 0.739, at 15, 17, 20, 45 CPU-s of build:
+ * the start does most of the work on spectra like this one. */
+#define OPQ_ITERS 2
 #define OPQ_PQ_ITERS 4 /* k-means steps between two of them */
 
 static const char IVFPQ_MAGIC[8] = {'D', 'P', 'I', 'V', 'F', 'P', 'Q', 0};
