@@ -188,7 +188,7 @@ int dp_cmd_pca(int argc, char **argv)
     size_t kept = 0;
     if (undo) {
         if (dp_index_pca_undo(ix, &rep)) {
-            status = dp_cli_fail("pca", "%s", path);
+            status = dp_cli_fail("pca", "undo");
             goto out;
         }
         if (as_json) {
@@ -212,7 +212,7 @@ int dp_cmd_pca(int argc, char **argv)
     }
     if (pp.dims) {
         if (dp_index_pca_apply(ix, &pp, &rep, &pca)) {
-            status = dp_cli_fail("pca", "%s", path);
+            status = dp_cli_fail("pca", "--dims %zu", pp.dims);
             goto out;
         }
         kept = pp.dims;
@@ -239,7 +239,7 @@ int dp_cmd_pca(int argc, char **argv)
             kept = pi.out_dim;
         }
         if (rc) {
-            status = dp_cli_fail("pca", "%s", path);
+            status = dp_cli_fail("pca", "spectrum");
             goto out;
         }
     }

@@ -170,6 +170,16 @@ int dp_pca_fit(const float *X, size_t n, size_t dim, const dp_pca_params *params
         p->var[c] = v > 0 ? v : 0;
     }
     p->total = total > 0 ? total : 0;
+    /* Whitening divides by sqrt(variance): an axis without variance (all
+     * rows agree along it) has nothing to scale. */
+    for (size_t c = 0; params->whiten && c < k; c++)
+        if (!(p->var[c] > 1e-12 * p->total) || !(p->var[c] > 0)) {
+            rc = dp_set_error(DP_ERR_INVALID,
+                              "dp_pca_fit: cannot whiten axis %zu: the vectors have no variance "
+                              "along it (keep fewer axes)",
+                              c + 1);
+            goto done;
+        }
     for (size_t c = 0; c < k; c++) {
         const double *z = Z + (dim - 1 - c) * dim; /* column-major: vector c is contiguous */
         size_t amax = 0;

@@ -266,7 +266,10 @@ int dp_index_pca_apply(dp_index *ix, const dp_index_pca_params *p, dp_index_pca_
     pp.dims = p->dims;
     pp.whiten = p->whiten;
     pp.normalize = ix->normalized;
-    if ((rc = dp_pca_fit(X, n, d, &pp, &pca))) goto done;
+    if ((rc = dp_pca_fit(X, n, d, &pp, &pca))) {
+        rc = dp_prefix_error(rc, "%s", ix->path);
+        goto done;
+    }
     size_t yb;
     if (!dp_mul_ok(n, p->dims * sizeof(float), &yb) || !(Y = malloc(yb))) {
         rc = dp_set_error(DP_ERR_NOMEM, "%s: out of memory for the projections", ix->path);
