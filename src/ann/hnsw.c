@@ -621,8 +621,10 @@ int hnsw_save(const hnsw *h, dp_index *ix)
     if (!rc && h->storage == DP_ANN_STORAGE_INT8) {
         float *q = malloc((size_t)8 * h->dim);
         if (!q) return dp_set_error(DP_ERR_NOMEM, "out of memory");
-        memcpy(q, h->sq_min, (size_t)4 * h->dim);
-        memcpy(q + h->dim, h->sq_step, (size_t)4 * h->dim);
+        for (uint32_t j = 0; j < h->dim; j++) { /* untrained (empty graph): a valid placeholder */
+            q[j] = h->sq_min ? h->sq_min[j] : 0.0f;
+            q[h->dim + j] = h->sq_step ? h->sq_step[j] : 1.0f;
+        }
         rc = dp_index_put_section(ix, "hnsw.sq", q, (size_t)8 * h->dim);
         free(q);
     }
@@ -680,6 +682,11 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
         for (uint32_t j = 0; j < m.dim; j++)
             if (!isfinite(h->sq_min[j]) || !isfinite(h->sq_step[j]) || !(h->sq_step[j] > 0))
                 return LERR("%s: hnsw.sq: bad range for dimension %u", path, j);
+        if (!m.n) { /* nothing was trained: the first insert sets the ranges */
+            free(h->sq_own);
+            h->sq_own = NULL;
+            h->sq_min = h->sq_step = NULL;
+        }
     }
     if (m.rec_bytes != h->rec_bytes) return LERR("%s: hnsw.meta: record size", path);
     if (m.n > UINT32_MAX - 1 || m.n != bi / 8 || bi % 8 || m.n != bl || bn / h->rec_bytes != m.n ||
