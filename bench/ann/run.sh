@@ -127,7 +127,7 @@ for src in $SPECS $HDF5; do
                 if [ $r = 1 ]; then
                     echo "== $name: faiss" >&2
                     /usr/bin/python3 bench/ann/faiss_peer.py "$f.base.fvecs" "$f.query.fvecs" \
-                        "$f.gt.ivecs" "$name" "$FAISS_KINDS" >>"$OUT"
+                        "$f.gt.ivecs" "$name" "$FAISS_KINDS" 0 0 "$metric" >>"$OUT"
                 fi
                 ;;
             annoy)
