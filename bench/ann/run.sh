@@ -28,6 +28,12 @@
 #   KINDS=ivfpq PEERS=faiss FAISS_KINDS=ivfpq SPECS=clustered:100000:100 ROUNDS=1 \
 #       bench/ann/run.sh                  # the IVF-PQ table of docs/benchmarks.md
 #
+# Extra `doppel bench` arguments for one kind: HNSW_ARGS, IVFPQ_ARGS,
+# RPFOREST_ARGS (default empty; word-split, appended after the defaults so
+# they win), e.g.
+#   KINDS=ivfpq IVFPQ_ARGS="--opq" PEERS=faiss FAISS_KINDS=ivfpq-opq bench/ann/run.sh
+#   KINDS=hnsw HNSW_ARGS="--storage int8" PEERS=hnswlib bench/ann/run.sh
+#
 # rpforest against Annoy (annoylib.h from Debian's r-cran-rcppannoy, compiled
 # by bench/ann/annoy_driver.cc): both 40 trees on 2 threads, a search_k
 # sweep (SEARCH_K; Annoy also runs its default, n_trees * k):
@@ -105,10 +111,18 @@ for src in $SPECS $HDF5; do
     r=1
     while [ $r -le "$ROUNDS" ]; do
         for kd in $KINDS; do
-            echo "== $name round $r: doppel $kd" >&2
+            case $kd in
+            hnsw) extra=${HNSW_ARGS:-} ;;
+            ivfpq) extra=${IVFPQ_ARGS:-} ;;
+            rpforest) extra=${RPFOREST_ARGS:-} ;;
+            *) extra="" ;;
+            esac
+            echo "== $name round $r: doppel $kd $extra" >&2
+            # $extra unquoted: several arguments in one variable
+            # shellcheck disable=SC2086
             "$BUILD/doppel" bench "$@" --data-dir "$DATA" --kind "$kd" --ef "$EFS" \
                 --nprobe 1,2,4,8,16,32,64,128 --rerank 0,100 --trees "$TREES" \
-                --search-k "$SEARCH_K" | tail -n +2 >>"$OUT"
+                --search-k "$SEARCH_K" $extra | tail -n +2 >>"$OUT"
         done
         metric=$(cat "$f.metric" 2>/dev/null || echo euclidean)
         for p in $PEERS; do
