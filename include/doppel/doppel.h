@@ -5,6 +5,7 @@
 
 #include "doppel/common.h"
 #include "doppel/ann.h"
+#include "doppel/chart.h"
 #include "doppel/dedup.h"
 #include "doppel/embed.h"
 #include "doppel/eval.h"

@@ -166,32 +166,6 @@ typedef struct dp_eval_sweep_row {
 DP_API int dp_eval_pca_sweep(const dp_index *ix, const dp_eval_params *p, const size_t *dims,
                              size_t n_dims, int repeats, dp_eval_sweep_row *rows);
 
-/* ---- Plots ----------------------------------------------------------------- *
- * Just enough plotting for the evaluation's figures: line and scatter
- * series on linear or log-x axes, panels side by side, PNG through cairo. */
-
-typedef struct dp_plot_series {
-    const char *name; /* legend entry, or NULL */
-    const double *x, *y;
-    size_t n;
-    const char *const *labels; /* text beside each point, or NULL */
-    bool markers;              /* a dot at each point */
-    bool no_line;              /* points only */
-} dp_plot_series;
-
-typedef struct dp_plot_panel {
-    const char *title, *xlabel, *ylabel;
-    const dp_plot_series *series;
-    size_t n_series;
-    bool log_x;
-    double xmin, xmax, ymin, ymax; /* NAN = from the data */
-} dp_plot_panel;
-
-DP_API dp_plot_panel dp_plot_default_panel(void);
-/* width/height 0: 640 per panel x 480. */
-DP_API int dp_plot_png(const char *out_png, const dp_plot_panel *panels, size_t n_panels, int width,
-                       int height);
-
 #ifdef __cplusplus
 }
 #endif

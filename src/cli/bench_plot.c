@@ -205,7 +205,7 @@ int dp_bench_plot_csv(const char *csv, const char *png, const char *dataset, con
             *tab = ' ';
         else
             *tab = '\0';
-        ser[k] = (dp_chart_series){c->name, c->x, c->y, m};
+        ser[k] = (dp_chart_series){.name = c->name, .x = c->x, .y = c->y, .n = m};
     }
     char title[256], sub[256];
     snprintf(title, sizeof title, "Recall@k against queries/s%s%s", many_ds ? "" : ": ",
@@ -215,14 +215,17 @@ int dp_bench_plot_csv(const char *csv, const char *png, const char *dataset, con
              : !strcmp(qps_col, "qps_wall") ? "single-thread batch-1 queries, q/s from wall time"
                                             : qps_col,
              strrchr(csv, '/') ? strrchr(csv, '/') + 1 : csv);
-    dp_chart_params pp = dp_chart_default_params();
+    dp_chart_panel pp = dp_chart_default_panel();
     pp.title = title;
     pp.subtitle = sub;
     pp.x_label = "recall (ann-benchmarks, tie-tolerant)";
     pp.y_label = "queries per second (log scale)";
+    pp.series = ser;
+    pp.n_series = (size_t)ncv;
     pp.log_y = true;
     pp.x_max = 1.005;
-    if (dp_chart_lines(png, ser, (size_t)ncv, &pp)) {
+    pp.legend = DP_CHART_LEGEND_RIGHT; /* up to 64 curves: never over the data */
+    if (dp_chart_png(png, &pp, 1, 0, 0)) {
         dp_cli_fail("bench", "--plot %s", png);
         goto done;
     }

@@ -2,6 +2,7 @@
  * a manifest's classes and instances, for one metric or a table of them. */
 #include "cli.h"
 
+#include <doppel/chart.h>
 #include <doppel/eval.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -136,22 +137,17 @@ static int sweep_plot(const char *png, const char *path, const char *model,
     snprintf(pk, sizeof pk, "precision@%zu", k);
     const char *base = strrchr(path, '/');
     snprintf(title, sizeof title, "PCA sweep: %s (%s)", base ? base + 1 : path, model);
-    dp_plot_series s[2] = {{.name = "top-1",
-                            .x = x,
-                            .y = y1,
-                            .n = m,
-                            .labels = labels,
-                            .markers = true,
-                            .no_line = true},
-                           {.name = pk, .x = x, .y = yk, .n = m, .markers = true, .no_line = true}};
-    dp_plot_panel p = dp_plot_default_panel();
+    dp_chart_series s[2] = {
+        {.name = "top-1", .x = x, .y = y1, .n = m, .labels = labels, .style = DP_CHART_MARKERS},
+        {.name = pk, .x = x, .y = yk, .n = m, .style = DP_CHART_MARKERS}};
+    dp_chart_panel p = dp_chart_default_panel();
     p.title = title;
-    p.xlabel = "exact search of every vector as a query (ms, best run)";
-    p.ylabel = "accuracy";
+    p.x_label = "exact search of every vector as a query (ms, best run)";
+    p.y_label = "accuracy";
     p.series = s;
     p.n_series = 2;
     p.log_x = true;
-    if (dp_plot_png(png, &p, 1, 900, 600)) return dp_cli_fail("eval", "plot");
+    if (dp_chart_png(png, &p, 1, 900, 600)) return dp_cli_fail("eval", "plot");
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * the variance spectrum. */
 #include "cli.h"
 
+#include <doppel/chart.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -60,24 +61,29 @@ static int plot_spectrum(const char *png, const dp_pca_info *pi, size_t kept)
                      100 * c[kept - 1]);
         else
             snprintf(t2, sizeof t2, "Cumulative explained variance");
-        dp_plot_series s1 = {.name = NULL, .x = x, .y = r, .n = n1};
-        dp_plot_series s2[2] = {{.name = "cumulative", .x = x, .y = c, .n = n},
-                                {.name = kept ? kn : NULL, .x = kx, .y = ky, .n = kept ? 2 : 0}};
-        dp_plot_panel p[2] = {dp_plot_default_panel(), dp_plot_default_panel()};
+        dp_chart_series s1 = {.x = x, .y = r, .n = n1, .style = DP_CHART_LINE};
+        dp_chart_series s2[2] = {
+            {.name = "cumulative", .x = x, .y = c, .n = n, .style = DP_CHART_LINE},
+            {.name = kept ? kn : NULL,
+             .x = kx,
+             .y = ky,
+             .n = kept ? 2 : 0,
+             .style = DP_CHART_LINE}};
+        dp_chart_panel p[2] = {dp_chart_default_panel(), dp_chart_default_panel()};
         p[0].title = t1;
-        p[0].xlabel = "principal axis";
-        p[0].ylabel = "share of the total variance";
+        p[0].x_label = "principal axis";
+        p[0].y_label = "share of the total variance";
         p[0].series = &s1;
         p[0].n_series = 1;
-        p[0].ymin = 0;
+        p[0].y_min = 0;
         p[1].title = t2;
-        p[1].xlabel = "number of axes";
-        p[1].ylabel = "cumulative share";
+        p[1].x_label = "number of axes";
+        p[1].y_label = "cumulative share";
         p[1].series = s2;
         p[1].n_series = 2;
-        p[1].ymin = 0;
-        p[1].ymax = 1.02;
-        rc = dp_plot_png(png, p, 2, 1400, 520);
+        p[1].y_min = 0;
+        p[1].y_max = 1.02;
+        rc = dp_chart_png(png, p, 2, 1400, 520);
         if (rc) dp_cli_fail("pca", "plot");
     }
     free(x);
