@@ -4,93 +4,18 @@
  * count, reopen by mmap giving identical answers, add after build then
  * update, removed ids never returned, the exact fallback below
  * DP_IVFPQ_MIN_ROWS, and damaged or inconsistent ivfpq.* sections refused. */
-#define _GNU_SOURCE
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
+
 #include "ann/ann_internal.h"
 #include "doppel/ann.h"
 #include "doppel/index.h"
 #include "index/index_internal.h"
 #include "util/util.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
-
-static char tmpdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
-}
-static float nrand(void)
-{
-    return (float)(sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()));
-}
-
-/* Gaussian clusters with a decaying spectrum, L2-normalised. Queries come
- * from the same clusters (same seed) through another noise stream. */
+/* testutil.h's clusters at noise 0.8 (the floors below were measured on them). */
 static float *clustered(size_t n, uint32_t d, size_t nclus, uint64_t seed, uint64_t stream)
 {
-    rng = seed * 0x9e3779b97f4a7c15ull + 7;
-    float *cent = malloc(nclus * d * sizeof *cent), *x = malloc(n * d * sizeof *x);
-    for (size_t i = 0; i < nclus * d; i++)
-        cent[i] = nrand();
-    rng = seed * 0x9e3779b97f4a7c15ull + stream * 0xd1b54a32d192ed03ull + 11;
-    for (size_t i = 0; i < n; i++) {
-        size_t c = (size_t)(urand() * nclus) % nclus;
-        double s = 0;
-        for (uint32_t j = 0; j < d; j++) {
-            float v = cent[c * d + j] + 0.8f * nrand() / sqrtf(1.0f + 0.2f * (float)j);
-            x[i * d + j] = v;
-            s += (double)v * v;
-        }
-        for (uint32_t j = 0; j < d; j++)
-            x[i * d + j] = (float)(x[i * d + j] / sqrt(s));
-    }
-    free(cent);
-    return x;
-}
-
-static dp_index *make_index(const char *path, const float *x, size_t n, uint32_t d, int metric)
-{
-    dp_index_create_params cp = dp_index_default_create_params();
-    cp.dim = d;
-    cp.metric = metric;
-    dp_index *ix = NULL;
-    OK(dp_index_create(path, &cp, &ix));
-    if (!ix) exit(2);
-    dp_index_entry *es = calloc(n, sizeof *es);
-    for (size_t i = 0; i < n; i++)
-        es[i].vector = x + i * d;
-    OK(dp_index_add(ix, es, n, NULL));
-    OK(dp_index_commit(ix));
-    free(es);
-    return ix;
+    return clustered_rows(n, d, nclus, 0.8f, seed, stream);
 }
 
 static double recall(const dp_index *ix, const dp_ann *a, const float *q, size_t nq, size_t nprobe,
@@ -194,7 +119,7 @@ static void test_ivfpq(int metric, const char *name, bool opq, double floor16, d
     float *x = clustered(n + extra, d, 60, 3, 0), *q = clustered(nq, d, 60, 3, 1);
     char fn[64];
     snprintf(fn, sizeof fn, "pq_%s.dpl", name);
-    dp_index *ix = make_index(tpath(fn), x, n, d, metric);
+    dp_index *ix = tu_make_index(tpath(fn), x, n, d, metric);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.kind = DP_ANN_IVFPQ;
     bp.threads = 2;
@@ -318,7 +243,7 @@ static void test_opq_gain(void)
     float *x = clustered(n, d, 60, 3, 0), *q = clustered(nq, d, 60, 3, 1);
     for (int mi = 0; mi < 2; mi++) {
         int metric = mi ? DP_METRIC_IP : DP_METRIC_L2;
-        dp_index *ix = make_index(tpath(mi ? "gain_ip.dpl" : "gain.dpl"), x, n, d, metric);
+        dp_index *ix = tu_make_index(tpath(mi ? "gain_ip.dpl" : "gain.dpl"), x, n, d, metric);
         dp_ann_build_params bp = dp_ann_default_build_params();
         bp.kind = DP_ANN_IVFPQ;
         bp.pq_m = 8;
@@ -345,7 +270,7 @@ static void test_small(void)
     const uint32_t d = 16;
     const size_t n = 3000, nq = 20;
     float *x = clustered(n, d, 10, 9, 0), *q = clustered(nq, d, 10, 9, 1);
-    dp_index *ix = make_index(tpath("small.dpl"), x, n, d, DP_METRIC_L2);
+    dp_index *ix = tu_make_index(tpath("small.dpl"), x, n, d, DP_METRIC_L2);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.kind = DP_ANN_IVFPQ;
     dp_ann *a = NULL;
@@ -395,7 +320,7 @@ static void test_corrupt(bool opq)
 {
     const uint32_t d = 16;
     float *x = clustered(6000, d, 20, 5, 0);
-    dp_index *ix = make_index(tpath("c.dpl"), x, 6000, d, DP_METRIC_L2);
+    dp_index *ix = tu_make_index(tpath("c.dpl"), x, 6000, d, DP_METRIC_L2);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.kind = DP_ANN_IVFPQ;
     bp.opq = opq;
@@ -534,11 +459,7 @@ static void test_corrupt(bool opq)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_ivfpq.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    tu_begin("test_ivfpq");
     test_kernels();
     /* Floors: measured recall (printed by each run; deterministic for a
      * given ISA) less a margin for the other ISA's rounding. Measured with
@@ -554,12 +475,5 @@ int main(void)
     test_small();
     test_corrupt(false);
     test_corrupt(true);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed (files kept in %s)\n", failures, tmpdir);
-    else
-        printf("test_ann_ivfpq: all passed\n");
-    return failures ? 1 : 0;
+    return tu_end("test_ann_ivfpq");
 }

@@ -2,38 +2,13 @@
  * resize + JPEG recompression and separates different scenes, its DCT
  * agrees with a naive full 2-D DCT, and the HSV histogram puts pure colours
  * in the right bins and keeps a recompressed copy close. */
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
+
 #include "embed/classic.h"
 
 #include "doppel/image.h"
 
-#include <dirent.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include <vips/vips.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-static char tmpdir[256];
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static void die_vips(const char *what)
 {
@@ -248,11 +223,11 @@ static void test_hist(void)
     solid("blue.png", 0, 0, 255);
     solid("green.png", 0, 255, 0);
     solid("grey.png", 128, 128, 128);
-    CHECK(dp_classic_hist(tpath("red.png"), 0, red) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("red_wrap.png"), 0, darkred) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("blue.png"), 0, blue) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("green.png"), 0, green) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("grey.png"), 0, grey) == 0, "%s", dp_last_error());
+    OK(dp_classic_hist(tpath("red.png"), 0, red));
+    OK(dp_classic_hist(tpath("red_wrap.png"), 0, darkred));
+    OK(dp_classic_hist(tpath("blue.png"), 0, blue));
+    OK(dp_classic_hist(tpath("green.png"), 0, green));
+    OK(dp_classic_hist(tpath("grey.png"), 0, grey));
     /* index = (hue * 8 + sat) * 8 + value; bins of 45 degrees centred on
      * 0, 45, 90, ...: red -> 0, green (120) -> 3, blue (240) -> 5. */
     CHECK(fabsf(red[(0 * 8 + 7) * 8 + 7] - 1.0f) < 1e-6f, "red bin %g", red[63]);
@@ -263,9 +238,9 @@ static void test_hist(void)
     CHECK(dot(red, blue) < 0.01 && dot(red, green) < 0.01, "red/blue %g", dot(red, blue));
 
     /* Scenes: a recompressed copy stays close, another scene is further. */
-    CHECK(dp_classic_hist(tpath("a.png"), 0, ha) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("a_small.jpg"), 0, ha2) == 0, "%s", dp_last_error());
-    CHECK(dp_classic_hist(tpath("b.png"), 0, hb) == 0, "%s", dp_last_error());
+    OK(dp_classic_hist(tpath("a.png"), 0, ha));
+    OK(dp_classic_hist(tpath("a_small.jpg"), 0, ha2));
+    OK(dp_classic_hist(tpath("b.png"), 0, hb));
     fprintf(stderr, "  hist: a.a_small %.3f, a.b %.3f, red.blue %.3f\n", dot(ha, ha2), dot(ha, hb),
             dot(red, blue));
     CHECK(fabs(dot(ha, ha) - 1.0) < 1e-5, "not unit: %g", dot(ha, ha));
@@ -285,25 +260,13 @@ static void test_hist(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/dp_test_classic_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir) || dp_image_init() != 0) {
-        fprintf(stderr, "setup failed\n");
+    tu_begin("test_classic");
+    if (dp_image_init() != 0) {
+        fprintf(stderr, "setup failed: %s\n", dp_last_error());
         return 2;
     }
     test_phash_dct();
     test_phash_robustness();
     test_hist();
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.') unlink(tpath(e->d_name));
-    if (d) closedir(d);
-    rmdir(tmpdir);
-    if (failures) {
-        fprintf(stderr, "test_classic: %d checks failed\n", failures);
-        return 1;
-    }
-    printf("test_classic: all checks passed\n");
-    return 0;
+    return tu_end("test_classic");
 }

@@ -5,35 +5,19 @@
  * the row would fault; the kernels' prefetches run into it and must not).
  * Also the GEMM-tile key filter against dp_key bit for bit, and the GEMM
  * wrapper against a plain loop. */
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
+
 #include "linalg/dist.h"
 #include "util/util.h"
 
-#include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t s = 88172645463325252ull;
+/* Uniform in (-1, 1) from testutil.h's generator (seeded in main). */
 static float frand(void)
 {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return (float)(urand() * 2.0 - 1.0);
 }
 
 /* Exact reference in double, to bound each float variant's error. */
@@ -298,6 +282,7 @@ static void check_gemm(void)
 
 int main(void)
 {
+    rng = 88172645463325252ull;
     const dp_dist_ops_t *variants[] = {dp_dist_ops_scalar(), dp_dist_ops_avx2(),
                                        dp_dist_ops_avx512()};
     const char *isa[] = {"scalar", "avx2", "avx512"};

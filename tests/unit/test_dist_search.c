@@ -6,48 +6,17 @@
  * changes a result (ids and distances bit for bit, the per-thread heaps
  * merge to the same top k), and runs a batch of 1,100 queries, which the
  * GEMM path splits into two passes. */
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
+
 #include <doppel/doppel.h>
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == 0, "%s -> %d: %s", #call, rc_, dp_last_error());                              \
-    } while (0)
-
 enum { N = 40000, D = 37, NQ = 40 };
-
-static uint64_t s = 0x9E3779B97F4A7C15ull;
-static double urand(void)
-{
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return (double)(s >> 11) / 9007199254740992.0;
-}
 
 static void rand_unit(float *v, size_t d)
 {
     double n = 0;
     for (size_t j = 0; j < d; j++) {
-        /* Box-Muller: i.i.d. normal, as the benchmark's data */
-        double u = urand() + 1e-12, w = urand();
-        v[j] = (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * w));
+        v[j] = nrand(); /* i.i.d. normal, as the benchmark's data */
         n += (double)v[j] * v[j];
     }
     for (size_t j = 0; j < d; j++)
@@ -151,12 +120,9 @@ static void check_query(const char *what, int metric, const float *q, size_t qi,
 
 int main(void)
 {
-    char dir[] = "/tmp/doppel-test-dist-search-XXXXXX", path[128];
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 2;
-    }
-    snprintf(path, sizeof path, "%s/ix.dpl", dir);
+    tu_begin("test_dist_search");
+    rng = 0x9E3779B97F4A7C15ull;
+    const char *path = tpath("ix.dpl");
     float *vecs = malloc((size_t)N * D * sizeof(float));
     bool *live = malloc(N);
     for (size_t i = 0; i < N; i++) {
@@ -279,8 +245,6 @@ int main(void)
         for (size_t q = 0; q < NQ; q++)
             free(cache[m][q]);
     dp_index_free(ix);
-    unlink(path);
-    rmdir(dir);
     free(vecs);
     free(live);
     free(e);
@@ -289,6 +253,5 @@ int main(void)
     free(ids1);
     free(dist);
     free(dist1);
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return tu_end("test_dist_search");
 }
