@@ -49,12 +49,19 @@ for (ds, impl), rs in sorted(data.items()):
 print()
 print("| dataset | doppel / peer (q/s) | " + " | ".join("@ %.2f" % t for t in TH) + " | peer / doppel build CPU |")
 print("|---|---|" + "---|" * len(TH) + "---|")
-PAIR = {"faiss-ivfpq": "doppel-ivfpq", "faiss-ivfpq-refine": "doppel-ivfpq-rerank"}
+# Which doppel rows each peer is compared with: every doppel variant of the
+# same family (e.g. doppel-hnsw, doppel-hnsw-int8 against hnswlib).
+FAMILY = {"faiss-ivfpq": "doppel-ivfpq", "faiss-ivfpq-opq": "doppel-ivfpq",
+          "faiss-ivfpq-refine": "doppel-ivfpq-rerank", "annoy": "doppel-rpforest"}
 for (ds, impl), (q, b) in sorted(res.items()):
     if impl.startswith("doppel-"):
         continue
-    mine = res.get((ds, PAIR.get(impl, "doppel-hnsw")))
-    if not mine:
-        continue
-    ratios = ["%.2fx" % (m / p) if m and p else "-" for m, p in zip(mine[0], q)]
-    print("| %s | %s | %s | %.2fx |" % (ds, impl, " | ".join(ratios), b / mine[1]))
+    fam = FAMILY.get(impl, "doppel-hnsw")
+    for (ds2, mine_impl), mine in sorted(res.items()):
+        if ds2 != ds or not (mine_impl == fam or mine_impl.startswith(fam + "-")):
+            continue
+        if fam == "doppel-ivfpq" and "rerank" in mine_impl:
+            continue
+        ratios = ["%.2fx" % (m / p) if m and p else "-" for m, p in zip(mine[0], q)]
+        print("| %s | %s / %s | %s | %.2fx |" % (ds, mine_impl, impl, " | ".join(ratios),
+                                               b / mine[1]))

@@ -6,6 +6,7 @@
  * identical answers, a build that does not depend on the thread count, a
  * search from many threads at once, and damaged sections refused. */
 #define _GNU_SOURCE
+#include "check.h"
 #include "ann/ann_internal.h"
 #include "doppel/ann.h"
 #include "doppel/index.h"
@@ -18,18 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
 
 static char tmpdir[256];
 

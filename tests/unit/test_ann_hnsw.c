@@ -7,6 +7,7 @@
  * count; reopen by mmap with identical answers; add after build; the new
  * hnsw.sq section and storage field refused when damaged. */
 #define _GNU_SOURCE
+#include "check.h"
 #include "ann/ann_internal.h"
 #include "doppel/ann.h"
 #include "doppel/index.h"
@@ -17,18 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
 
 static char tmpdir[256];
 
