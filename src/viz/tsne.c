@@ -2,8 +2,8 @@
  *
  * The steps are van der Maaten's (JMLR 2014) with scikit-learn's defaults,
  * so the two can be compared on the same input:
- *   1. PCA of the input (covariance with OpenBLAS ssyrk, top eigenpairs with
- *      LAPACK dsyevr) to pca_dims, whose first two components, scaled to a
+ *   1. PCA of the input (dp_pca_fit: covariance in double, LAPACK dsyevr)
+ *      to pca_dims, whose first two components, scaled to a
  *      standard deviation of 1e-4, are also the initial layout;
  *   2. the exact 3·perplexity nearest neighbours of every point (GEMM blocks
  *      of squared distances, a bounded heap per row);
@@ -15,11 +15,11 @@
  *      whose cells stand for all their points when width / distance < θ.
  * The quadtree is rebuilt every iteration (O(n log n), serial); the forces,
  * the neighbour search and the bandwidths run on OpenMP threads. */
+#include "doppel/pca.h"
 #include "doppel/viz.h"
 #include "util/util.h"
 
 #include <cblas.h>
-#include <lapack.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -43,83 +43,19 @@ dp_tsne_params dp_tsne_default_params(void)
 
 /* ---- PCA ------------------------------------------------------------------ */
 
-/* Centre X (n x d) into Xc and project it on its top k principal axes:
- * out (n x k), components in decreasing variance, each axis's sign fixed so
- * its largest coordinate is positive (a deterministic layout). */
+/* X (n x d) projected on its top k principal axes: out (n x k), components
+ * in decreasing variance, each axis's sign fixed so its largest coordinate
+ * is positive (a deterministic layout). The same PCA as doppel pca. */
 static int pca_project(const float *X, size_t n, size_t d, size_t k, float *out)
 {
-    size_t nd, dd;
-    if (!dp_mul_ok(n, d, &nd) || !dp_mul_ok(d, d, &dd))
-        return dp_set_error(DP_ERR_NOMEM, "t-SNE PCA: %zu x %zu is too large", n, d);
-    float *Xc = malloc(nd * sizeof *Xc), *C = malloc(dd * sizeof *C), *V = NULL;
-    double *mean = calloc(d, sizeof *mean), *Cd = malloc(dd * sizeof *Cd);
-    double *W = malloc(d * sizeof *W), *Z = malloc(d * k * sizeof *Z), *work = NULL;
-    lapack_int *isuppz = malloc(2 * d * sizeof *isuppz), *iwork = NULL;
-    int rc = 0;
-    if (!Xc || !C || !mean || !Cd || !W || !Z || !isuppz) {
-        rc = dp_set_error(DP_ERR_NOMEM, "t-SNE PCA: out of memory for %zu x %zu", n, d);
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++)
-            mean[j] += X[i * d + j];
-    for (size_t j = 0; j < d; j++)
-        mean[j] /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++)
-            Xc[i * d + j] = (float)(X[i * d + j] - mean[j]);
-    /* Row-major upper triangle of Xc^T Xc = column-major lower triangle. */
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)d, (blasint)n,
-                1.0f / (float)(n > 1 ? n - 1 : 1), Xc, (blasint)d, 0.0f, C, (blasint)d);
-    for (size_t i = 0; i < dd; i++)
-        Cd[i] = C[i];
-    lapack_int N = (lapack_int)d, il = (lapack_int)(d - k + 1), iu = (lapack_int)d, m = 0, info = 0,
-               lwork = -1, liwork = -1, iwq = 0;
-    double vl = 0, vu = 0, abstol = 0, wq = 0;
-    LAPACK_dsyevr("V", "I", "L", &N, Cd, &N, &vl, &vu, &il, &iu, &abstol, &m, W, Z, &N, isuppz, &wq,
-                  &lwork, &iwq, &liwork, &info);
-    lwork = (lapack_int)wq;
-    liwork = iwq;
-    work = malloc((size_t)lwork * sizeof *work);
-    iwork = malloc((size_t)liwork * sizeof *iwork);
-    if (!work || !iwork) {
-        rc = dp_set_error(DP_ERR_NOMEM, "t-SNE PCA: out of memory");
-        goto done;
-    }
-    LAPACK_dsyevr("V", "I", "L", &N, Cd, &N, &vl, &vu, &il, &iu, &abstol, &m, W, Z, &N, isuppz,
-                  work, &lwork, iwork, &liwork, &info);
-    if (info != 0 || (size_t)m != k) {
-        rc = dp_set_error(DP_ERR_BACKEND, "t-SNE PCA: dsyevr failed (info %d, %d of %zu axes)",
-                          (int)info, (int)m, k);
-        goto done;
-    }
-    V = malloc(d * k * sizeof *V);
-    if (!V) {
-        rc = dp_set_error(DP_ERR_NOMEM, "t-SNE PCA: out of memory");
-        goto done;
-    }
-    for (size_t c = 0; c < k; c++) {
-        const double *z = Z + (k - 1 - c) * d; /* eigenvalues come ascending */
-        size_t amax = 0;
-        for (size_t i = 1; i < d; i++)
-            if (fabs(z[i]) > fabs(z[amax])) amax = i;
-        double sgn = z[amax] < 0 ? -1 : 1;
-        for (size_t i = 0; i < d; i++)
-            V[i * k + c] = (float)(sgn * z[i]);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)k, (blasint)d, 1.0f,
-                Xc, (blasint)d, V, (blasint)k, 0.0f, out, (blasint)k);
-done:
-    free(Xc);
-    free(C);
-    free(V);
-    free(mean);
-    free(Cd);
-    free(W);
-    free(Z);
-    free(work);
-    free(isuppz);
-    free(iwork);
+    dp_pca_params pp = dp_pca_default_params();
+    pp.dims = k;
+    pp.whiten = false;
+    pp.normalize = false;
+    dp_pca *pca = NULL;
+    int rc = dp_pca_fit(X, n, d, &pp, &pca);
+    if (!rc) rc = dp_pca_project(pca, X, n, out);
+    dp_pca_free(pca);
     return rc;
 }
 
