@@ -4,6 +4,7 @@
  * plus Minkowski p=1/p=2 against the index's own l1/l2 on random clusters,
  * and manifest parsing errors. */
 #define _GNU_SOURCE
+#include "check.h"
 #include "doppel/eval.h"
 #include "doppel/index.h"
 
@@ -13,17 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define OK(expr) CHECK((expr) == 0, "%s", dp_last_error())
 #define NEAR(a, b)                                                                                 \
     CHECK(fabs((a) - (b)) < 1e-9, "%s = %.12f, expected %.12f", #a, (double)(a), (double)(b))
 
