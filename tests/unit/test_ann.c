@@ -5,113 +5,28 @@
  * returned, k live results still come back), reopen by mmap giving
  * identical answers, a build that does not depend on the thread count, a
  * search from many threads at once, and damaged sections refused. */
-#define _GNU_SOURCE
-#include "check.h"
-#include "ann/ann_internal.h"
-#include "doppel/ann.h"
-#include "doppel/index.h"
-#include "index/index_internal.h"
-#include "util/util.h"
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
 
-#include <math.h>
+#include "ann/ann_internal.h"
+#include "index/index_internal.h"
+
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
-static char tmpdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
-}
-static float nrand(void)
-{
-    return (float)(sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()));
-}
-
-/* Gaussian clusters with a decaying spectrum, L2-normalised: like real
- * embeddings, unlike i.i.d. noise. */
+/* testutil.h's clusters, noise 0.6, rows drawn from the generator's state
+ * at the call (the floors below were measured on these). */
 static float *clustered(size_t n, uint32_t d, size_t nclus, uint64_t seed)
 {
-    uint64_t save = rng;
-    rng = seed * 0x9e3779b97f4a7c15ull + 7;
-    float *cent = malloc(nclus * d * sizeof *cent), *x = malloc(n * d * sizeof *x);
-    for (size_t i = 0; i < nclus * d; i++)
-        cent[i] = nrand();
-    rng = save ^ seed;
-    for (size_t i = 0; i < n; i++) {
-        size_t c = (size_t)(urand() * nclus) % nclus;
-        double s = 0;
-        for (uint32_t j = 0; j < d; j++) {
-            float v = cent[c * d + j] + 0.6f * nrand() / sqrtf(1.0f + 0.2f * (float)j);
-            x[i * d + j] = v;
-            s += (double)v * v;
-        }
-        for (uint32_t j = 0; j < d; j++)
-            x[i * d + j] = (float)(x[i * d + j] / sqrt(s));
-    }
-    free(cent);
-    return x;
+    return tu_clustered(n, d, nclus, 0.6f, 0.2f, seed * 0x9e3779b97f4a7c15ull + 7, rng ^ seed);
 }
 
-static dp_index *make_index(const char *path, const float *x, size_t n, uint32_t d, int metric)
-{
-    dp_index_create_params cp = dp_index_default_create_params();
-    cp.dim = d;
-    cp.metric = metric;
-    dp_index *ix = NULL;
-    OK(dp_index_create(path, &cp, &ix));
-    if (!ix) exit(2);
-    dp_index_entry *es = calloc(n, sizeof *es);
-    for (size_t i = 0; i < n; i++)
-        es[i].vector = x + i * d;
-    OK(dp_index_add(ix, es, n, NULL));
-    OK(dp_index_commit(ix));
-    free(es);
-    return ix;
-}
-
-/* Mean recall@k of ANN ids against the exact search's (ids only). */
+/* Recall@k against the exact search at search depth ef. */
 static double recall(const dp_index *ix, const dp_ann *a, const float *q, size_t nq, size_t k,
                      size_t ef)
 {
-    int64_t *ei = malloc(nq * k * sizeof *ei), *ai = malloc(nq * k * sizeof *ai);
-    dp_search_params sp = dp_search_default_params();
-    sp.k = k;
-    OK(dp_index_search(ix, q, nq, &sp, ei, NULL));
     dp_ann_search_params ap = dp_ann_default_search_params();
-    ap.k = k;
     ap.ef = ef;
-    OK(dp_ann_search(a, q, nq, &ap, ai, NULL));
-    size_t hit = 0, total = 0;
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < k; j++) {
-            if (ei[i * k + j] < 0) continue;
-            total++;
-            for (size_t m = 0; m < k; m++)
-                if (ai[i * k + m] == ei[i * k + j]) {
-                    hit++;
-                    break;
-                }
-        }
-    free(ei);
-    free(ai);
-    return total ? (double)hit / (double)total : 1.0;
+    return tu_recall(ix, a, q, nq, k, ap);
 }
 
 /* ---- named sections --------------------------------------------------------- */
@@ -120,7 +35,7 @@ static void test_sections(void)
 {
     const uint32_t d = 8;
     float *x = clustered(100, d, 4, 1);
-    dp_index *ix = make_index(tpath("sec.dpl"), x, 100, d, DP_METRIC_L2);
+    dp_index *ix = tu_make_index(tpath("sec.dpl"), x, 100, d, DP_METRIC_L2);
     uint8_t blob[1000];
     for (size_t i = 0; i < sizeof blob; i++)
         blob[i] = (uint8_t)(i * 7 + 3);
@@ -134,9 +49,7 @@ static void test_sections(void)
     OK(dp_index_commit(ix)); /* appending commit */
     dp_index_free(ix);
 
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath("sec.dpl"), &op, &ix));
+    ix = tu_open_rw(tpath("sec.dpl"));
     const void *p = NULL;
     size_t n = 0;
     OK(dp_index_get_section(ix, "test.a", &p, &n));
@@ -239,7 +152,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     float *q = clustered(nq, d, 40, 11 + 1000); /* same centres, fresh points */
     char fn[64];
     snprintf(fn, sizeof fn, "hnsw_%s.dpl", name);
-    dp_index *ix = make_index(tpath(fn), x, n, d, metric);
+    dp_index *ix = tu_make_index(tpath(fn), x, n, d, metric);
 
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.M = 12;
@@ -279,9 +192,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     CHECK(dp_ann_search(a, q, nq, &sp, id1, d1) == DP_ERR_INVALID, "stale handle searched");
     dp_ann_free(a);
     dp_index_free(ix);
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath(fn), &op, &ix));
+    ix = tu_open_rw(tpath(fn));
     OK(dp_index_verify(ix));
     dp_ann_open_params aop = dp_ann_default_open_params();
     aop.verify = true;
@@ -310,11 +221,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     }
 
     /* add after build: the new rows are searched exactly until inserted */
-    dp_index_entry *es = calloc(extra, sizeof *es);
-    for (size_t i = 0; i < extra; i++)
-        es[i].vector = x + (n + i) * d;
-    OK(dp_index_add(ix, es, extra, NULL));
-    free(es);
+    tu_add_rows(ix, x + n * d, extra, d);
     CHECK(dp_ann_search(a, q, nq, &sp, id1, NULL) == DP_ERR_INVALID, "search after add");
     OK(dp_index_commit(ix));
     dp_ann_free(a);
@@ -341,18 +248,9 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     CHECK(in.nodes == n + extra && in.unindexed == 0, "saved update");
 
     /* delete a third: never returned, still k live results */
-    for (uint64_t id = 0; id < n + extra; id += 3)
-        OK(dp_index_remove(ix, id));
+    tu_remove_thirds(ix, n + extra);
     OK(dp_ann_search(a, q, nq, &sp, id1, d1));
-    size_t bad = 0, shortrows = 0;
-    for (size_t i = 0; i < nq * 10; i++) {
-        if (id1[i] < 0)
-            shortrows++;
-        else if (id1[i] % 3 == 0)
-            bad++;
-    }
-    CHECK(bad == 0, "%zu removed ids returned", bad);
-    CHECK(shortrows == 0, "%zu padded results with live rows to spare", shortrows);
+    tu_check_live(id1, nq * 10, "hnsw after removing 1/3");
     double rd = recall(ix, a, q, nq, 10, 64);
     printf("hnsw %s after removing 1/3: recall@10 ef=64 %.4f\n", name, rd);
     CHECK(rd >= floor_ef64 - 0.03, "recall after deletes %.4f", rd);
@@ -370,7 +268,7 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
         ex[i] = (uint64_t)id1[i * 10];
     sp.exclude_ids = ex;
     OK(dp_ann_search(a, q, nq, &sp, id0, NULL));
-    bad = 0;
+    size_t bad = 0;
     for (size_t i = 0; i < nq; i++)
         for (size_t j = 0; j < 10; j++)
             if ((uint64_t)id0[i * 10 + j] == ex[i]) bad++;
@@ -392,60 +290,22 @@ static void test_corrupt(void)
 {
     const uint32_t d = 16;
     float *x = clustered(2000, d, 10, 5);
-    dp_index *ix = make_index(tpath("c.dpl"), x, 2000, d, DP_METRIC_L2);
+    dp_index *ix = tu_make_index(tpath("c.dpl"), x, 2000, d, DP_METRIC_L2);
     dp_ann *a = NULL;
     OK(dp_ann_build(ix, NULL, &a));
     OK(dp_ann_save(a, ix));
     OK(dp_index_commit(ix));
     dp_ann_free(a);
-    const char *names[] = {"hnsw.meta", "hnsw.nodes", "hnsw.ids", "hnsw.levels", "hnsw.upper"};
-    dp_index_section sec[5] = {{0}};
-    dp_index_info info;
-    dp_index_describe(ix, &info);
-    for (size_t i = 0; i < info.sections; i++) {
-        dp_index_section s;
-        OK(dp_index_section_at(ix, i, &s));
-        for (int k = 0; k < 5; k++)
-            if (!strcmp(s.name, names[k])) sec[k] = s;
-    }
+    a = NULL;
     dp_index_free(ix);
-    size_t fl;
-    uint8_t *f;
-    OK(dp_read_file(tpath("c.dpl"), 1 << 26, (void **)&f, &fl));
-    for (int k = 0; k < 5; k++) {
-        CHECK(sec[k].bytes > 64, "%s not found", names[k]);
-        if (sec[k].bytes <= 64) continue;
-        size_t at = sec[k].offset + 64 + (sec[k].bytes - 64) / 2;
-        f[at] ^= 0x40;
-        OK(dp_write_file_atomic(tpath("c_bad.dpl"), f, fl));
-        f[at] ^= 0x40;
-        OK(dp_index_open(tpath("c_bad.dpl"), NULL, &ix));
-        dp_ann_open_params aop = dp_ann_default_open_params();
-        aop.verify = true;
-        int rc = dp_ann_open(ix, &aop, &a);
-        CHECK(rc == DP_ERR_FORMAT && strstr(dp_last_error(), names[k]), "damaged %s: rc %d: %s",
-              names[k], rc, dp_last_error());
-        dp_ann_free(a);
-        a = NULL;
-        CHECK(dp_index_verify(ix) == DP_ERR_FORMAT, "doppel check misses damaged %s", names[k]);
-        /* without verify only the node records go unchecked; searching a
-         * damaged graph must still be safe */
-        aop.verify = false;
-        if (!dp_ann_open(ix, &aop, &a)) {
-            CHECK(k == 1, "damaged %s opened without verify", names[k]);
-            int64_t ids[10];
-            OK(dp_ann_search(a, x, 1, NULL, ids, NULL));
-            dp_ann_free(a);
-            a = NULL;
-        }
-        dp_index_free(ix);
-    }
-    free(f);
+    /* the node records (unchecked without verify) come last; searching a
+     * damaged graph must still be safe */
+    const char *const names[] = {"hnsw.meta", "hnsw.ids", "hnsw.levels", "hnsw.upper",
+                                 "hnsw.nodes"};
+    tu_damage_sections(tpath("c.dpl"), tpath("c_bad.dpl"), names, 5, 4, x);
 
     /* well-checksummed but inconsistent metadata */
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath("c.dpl"), &op, &ix));
+    ix = tu_open_rw(tpath("c.dpl"));
     const void *mp;
     size_t mb;
     OK(dp_index_get_section(ix, "hnsw.meta", &mp, &mb));
@@ -471,11 +331,7 @@ static void test_corrupt(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_ann.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    tu_begin("test_ann");
     test_sections();
     /* Floors: measured recall (printed by each run; the build is
      * deterministic, so a run on the same ISA reproduces it exactly) less a
@@ -484,12 +340,5 @@ int main(void)
     test_hnsw(DP_METRIC_L2, "l2", 0.88, 0.69);
     test_hnsw(DP_METRIC_COSINE, "cosine", 0.84, 0.62);
     test_corrupt();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed (files kept in %s)\n", failures, tmpdir);
-    else
-        printf("test_ann: all passed\n");
-    return failures ? 1 : 0;
+    return tu_end("test_ann");
 }

@@ -6,82 +6,17 @@
  * equal to the exact ones (rerank); a build independent of the thread
  * count; reopen by mmap with identical answers; add after build; the new
  * hnsw.sq section and storage field refused when damaged. */
-#define _GNU_SOURCE
-#include "check.h"
+#include "testutil.h" /* first: it defines _GNU_SOURCE */
+
 #include "ann/ann_internal.h"
-#include "doppel/ann.h"
-#include "doppel/index.h"
 #include "index/index_internal.h"
-#include "util/util.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static char tmpdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
-}
-static float nrand(void)
-{
-    return (float)(sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()));
-}
-
-/* Gaussian clusters with a decaying spectrum, L2-normalised (as real
- * embeddings); fixed streams, so every run sees the same set. */
+/* testutil.h's clusters at noise 1.2, decay 0.1, with this file's own
+ * streams (the floors below were measured on these). */
 static float *clustered(size_t n, uint32_t d, size_t nclus, uint64_t seed, uint64_t stream)
 {
-    rng = seed * 0x9e3779b97f4a7c15ull + 7;
-    float *cent = malloc(nclus * d * sizeof *cent), *x = malloc(n * d * sizeof *x);
-    for (size_t i = 0; i < nclus * d; i++)
-        cent[i] = nrand();
-    rng = seed * 0xd1b54a32d192ed03ull + stream * 0x2545f4914f6cdd1dull + 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t c = (size_t)(urand() * nclus) % nclus;
-        double s = 0;
-        for (uint32_t j = 0; j < d; j++) {
-            float v = cent[c * d + j] + 1.2f * nrand() / sqrtf(1.0f + 0.1f * (float)j);
-            x[i * d + j] = v;
-            s += (double)v * v;
-        }
-        for (uint32_t j = 0; j < d; j++)
-            x[i * d + j] = (float)(x[i * d + j] / sqrt(s));
-    }
-    free(cent);
-    return x;
-}
-
-static dp_index *make_index(const char *path, const float *x, size_t n, uint32_t d, int metric)
-{
-    dp_index_create_params cp = dp_index_default_create_params();
-    cp.dim = d;
-    cp.metric = metric;
-    dp_index *ix = NULL;
-    OK(dp_index_create(path, &cp, &ix));
-    if (!ix) exit(2);
-    dp_index_entry *es = calloc(n, sizeof *es);
-    for (size_t i = 0; i < n; i++)
-        es[i].vector = x + i * d;
-    OK(dp_index_add(ix, es, n, NULL));
-    OK(dp_index_commit(ix));
-    free(es);
-    return ix;
+    return tu_clustered(n, d, nclus, 1.2f, 0.1f, seed * 0x9e3779b97f4a7c15ull + 7,
+                        seed * 0xd1b54a32d192ed03ull + stream * 0x2545f4914f6cdd1dull + 1);
 }
 
 /* ---- kernels ---------------------------------------------------------------- */
@@ -147,19 +82,6 @@ static void test_kernels(void)
 
 /* ---- recall per storage ---------------------------------------------------- */
 
-static double recall(const int64_t *ei, const int64_t *ai, size_t nq, size_t k)
-{
-    size_t hit = 0;
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < k; j++)
-            for (size_t m = 0; m < k; m++)
-                if (ai[i * k + m] == ei[i * k + j]) {
-                    hit++;
-                    break;
-                }
-    return (double)hit / (double)(nq * k);
-}
-
 static int sections_equal(const dp_index *a, const dp_index *b, const char *name)
 {
     const void *pa, *pb;
@@ -186,7 +108,7 @@ static void test_storage(int storage, int metric, floors fl)
             x[i * d + j] *= (j % 5 == 0) ? 1.5f : 1.0f;
     char fn[64];
     snprintf(fn, sizeof fn, "s_%s_%d.dpl", sn, metric);
-    dp_index *ix = make_index(tpath(fn), x, n, d, metric);
+    dp_index *ix = tu_make_index(tpath(fn), x, n, d, metric);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.M = 8;
     bp.ef_construction = 64;
@@ -210,10 +132,10 @@ static void test_storage(int storage, int metric, floors fl)
     sp.k = k;
     sp.ef = 10;
     OK(dp_ann_search(a, q, nq, &sp, ai, ad));
-    double r10 = recall(ei, ai, nq, k);
+    double r10 = tu_recall_ids(ei, ai, nq, k);
     sp.ef = 32;
     OK(dp_ann_search(a, q, nq, &sp, ai, ad));
-    double r32 = recall(ei, ai, nq, k);
+    double r32 = tu_recall_ids(ei, ai, nq, k);
     printf("storage %s metric %d n=%zu d=%u M=8 efc=64: recall@10 ef=10 %.4f ef=32 %.4f, "
            "%.1f bytes/node\n",
            sn, metric, n, d, r10, r32, (double)in.bytes / (double)n);
@@ -224,10 +146,10 @@ static void test_storage(int storage, int metric, floors fl)
         dp_ann_search_params s2 = sp;
         s2.ef = 96;
         OK(dp_ann_search(a, q, nq, &s2, bi, bd));
-        double rd = recall(ei, bi, nq, k);
+        double rd = tu_recall_ids(ei, bi, nq, k);
         s2.rerank = 96;
         OK(dp_ann_search(a, q, nq, &s2, bi, bd));
-        double ra = recall(ei, bi, nq, k);
+        double ra = tu_recall_ids(ei, bi, nq, k);
         printf("storage %s ef=96: recall@10 rerank 40 %.4f, all 96 %.4f\n", sn, rd, ra);
         CHECK(rd >= ra - 0.002, "%s: the default rerank depth loses recall", sn);
     }
@@ -265,9 +187,7 @@ static void test_storage(int storage, int metric, floors fl)
     OK(dp_index_commit(ix));
     dp_ann_free(a);
     dp_index_free(ix);
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath(fn), &op, &ix));
+    ix = tu_open_rw(tpath(fn));
     OK(dp_index_verify(ix));
     dp_ann_open_params aop = dp_ann_default_open_params();
     aop.verify = true;
@@ -285,7 +205,7 @@ static void test_storage(int storage, int metric, floors fl)
         OK(dp_ann_build(ix, &bp, &a2));
         char f2[80];
         snprintf(f2, sizeof f2, "s2_%s_%d.dpl", sn, metric);
-        dp_index *ix2 = make_index(tpath(f2), x, n, d, metric);
+        dp_index *ix2 = tu_make_index(tpath(f2), x, n, d, metric);
         OK(dp_ann_save(a2, ix2));
         OK(dp_index_commit(ix2));
         CHECK(sections_equal(ix, ix2, "hnsw.nodes") && sections_equal(ix, ix2, "hnsw.meta"),
@@ -326,7 +246,7 @@ static void test_storage(int storage, int metric, floors fl)
     CHECK(self >= 97, "%s: %zu of 100 added rows find themselves", sn, self);
     OK(dp_index_search(ix, q, nq, &es, ei, ed));
     OK(dp_ann_search(a, q, nq, &sp, ai, ad));
-    double ru = recall(ei, ai, nq, k);
+    double ru = tu_recall_ids(ei, ai, nq, k);
     printf("storage %s metric %d +%zu rows: recall@10 ef=32 %.4f, self-hits %zu/100\n", sn, metric,
            extra, ru, self);
     CHECK(ru >= fl.ef32 - 0.02, "%s recall after update %.4f", sn, ru);
@@ -348,7 +268,7 @@ static void test_corrupt(void)
 {
     const uint32_t d = 16;
     float *x = clustered(1500, d, 10, 9, 1);
-    dp_index *ix = make_index(tpath("c8.dpl"), x, 1500, d, DP_METRIC_L2);
+    dp_index *ix = tu_make_index(tpath("c8.dpl"), x, 1500, d, DP_METRIC_L2);
     dp_ann_build_params bp = dp_ann_default_build_params();
     bp.storage = DP_ANN_STORAGE_INT8;
     dp_ann *a = NULL;
@@ -386,9 +306,7 @@ static void test_corrupt(void)
 
     /* well-checksummed but wrong: a zero step, a NaN, a short section, an
      * unknown storage, a quantised graph without its section */
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath("c8.dpl"), &op, &ix));
+    ix = tu_open_rw(tpath("c8.dpl"));
     const void *p;
     size_t nb;
     OK(dp_index_get_section(ix, "hnsw.sq", &p, &nb));
@@ -474,12 +392,8 @@ static void test_empty_int8(void)
     OK(dp_index_commit(ix));
     dp_ann_free(a);
     a = NULL;
-    dp_index_entry *es = calloc(n, sizeof *es);
-    for (size_t i = 0; i < n; i++)
-        es[i].vector = x + i * d;
-    OK(dp_index_add(ix, es, n, NULL));
+    tu_add_rows(ix, x, n, d);
     OK(dp_index_commit(ix));
-    free(es);
     OK(dp_ann_open(ix, NULL, &a));
     if (!a) exit(2);
     OK(dp_ann_update(a, ix, &bp));
@@ -500,11 +414,8 @@ static void test_empty_int8(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_ann_hnsw.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    tu_begin("test_ann_hnsw");
+    rng = 0x9e3779b97f4a7c15ull; /* the kernel test's vectors, as measured */
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_kernels();
     /* Floors: the measured recall (printed above each check; the build is
@@ -520,12 +431,5 @@ int main(void)
     test_storage(DP_ANN_STORAGE_F16, DP_METRIC_IP, (floors){0.86, 0.97});
     test_corrupt();
     test_empty_int8();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed (files kept in %s)\n", failures, tmpdir);
-    else
-        printf("test_ann_hnsw: all passed\n");
-    return failures ? 1 : 0;
+    return tu_end("test_ann_hnsw");
 }

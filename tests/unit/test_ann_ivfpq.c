@@ -18,32 +18,14 @@ static float *clustered(size_t n, uint32_t d, size_t nclus, uint64_t seed, uint6
     return clustered_rows(n, d, nclus, 0.8f, seed, stream);
 }
 
+/* Recall@10 against the exact search at nprobe, reranking rerank. */
 static double recall(const dp_index *ix, const dp_ann *a, const float *q, size_t nq, size_t nprobe,
                      size_t rerank)
 {
-    const size_t k = 10;
-    int64_t *ei = malloc(nq * k * sizeof *ei), *ai = malloc(nq * k * sizeof *ai);
-    dp_search_params sp = dp_search_default_params();
-    sp.k = k;
-    OK(dp_index_search(ix, q, nq, &sp, ei, NULL));
     dp_ann_search_params ap = dp_ann_default_search_params();
     ap.nprobe = nprobe;
     ap.rerank = rerank;
-    OK(dp_ann_search(a, q, nq, &ap, ai, NULL));
-    size_t hit = 0, total = 0;
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < k; j++) {
-            if (ei[i * k + j] < 0) continue;
-            total++;
-            for (size_t m = 0; m < k; m++)
-                if (ai[i * k + m] == ei[i * k + j]) {
-                    hit++;
-                    break;
-                }
-        }
-    free(ei);
-    free(ai);
-    return total ? (double)hit / (double)total : 0;
+    return tu_recall(ix, a, q, nq, 10, ap);
 }
 
 static int cmp_pq(const ivfpq *a, const ivfpq *b)
@@ -177,9 +159,7 @@ static void test_ivfpq(int metric, const char *name, bool opq, double floor16, d
               "reopened structure answers differently (rerank %zu)", sp.rerank);
         dp_ann_free(a);
         dp_index_free(ix);
-        dp_index_open_params op = dp_index_default_open_params();
-        op.writable = true;
-        OK(dp_index_open(tpath(fn), &op, &ix));
+        ix = tu_open_rw(tpath(fn));
         OK(dp_ann_open(ix, NULL, &a));
     }
     /* rerank distances are the exact ones */
@@ -197,11 +177,7 @@ static void test_ivfpq(int metric, const char *name, bool opq, double floor16, d
     }
 
     /* add after build: searched exactly until update encodes them */
-    dp_index_entry *es = calloc(extra, sizeof *es);
-    for (size_t i = 0; i < extra; i++)
-        es[i].vector = x + (n + i) * d;
-    OK(dp_index_add(ix, es, extra, NULL));
-    free(es);
+    tu_add_rows(ix, x + n * d, extra, d);
     CHECK(dp_ann_search(a, q, nq, &sp, id1, NULL) == DP_ERR_INVALID, "stale handle searched");
     OK(dp_ann_update(a, ix, &bp));
     OK(dp_ann_describe(a, &in));
@@ -211,18 +187,10 @@ static void test_ivfpq(int metric, const char *name, bool opq, double floor16, d
     CHECK(ru >= floor16 - 0.03, "recall after update %.4f", ru);
 
     /* removed ids never come back; k live results still do */
-    for (uint64_t id = 0; id < n + extra; id += 3)
-        OK(dp_index_remove(ix, id));
+    tu_remove_thirds(ix, n + extra);
     sp.nprobe = 32;
     OK(dp_ann_search(a, q, nq, &sp, id1, NULL));
-    size_t bad = 0, shortrows = 0;
-    for (size_t i = 0; i < nq * 10; i++) {
-        if (id1[i] < 0)
-            shortrows++;
-        else if (id1[i] % 3 == 0)
-            bad++;
-    }
-    CHECK(bad == 0 && shortrows == 0, "%zu removed ids returned, %zu short", bad, shortrows);
+    tu_check_live(id1, nq * 10, name);
     dp_ann_free(a);
     dp_index_free(ix);
     free(id0);
@@ -287,10 +255,7 @@ static void test_small(void)
     CHECK(a && recall(ix, a, q, nq, 1, 0) == 1.0, "reopened small set not exact");
     /* growing past the threshold trains at the next update */
     float *more = clustered(3000, d, 10, 9, 2);
-    dp_index_entry *es = calloc(3000, sizeof *es);
-    for (size_t i = 0; i < 3000; i++)
-        es[i].vector = more + i * d;
-    OK(dp_index_add(ix, es, 3000, NULL));
+    tu_add_rows(ix, more, 3000, d);
     OK(dp_ann_update(a, ix, &bp));
     OK(dp_ann_describe(a, &in));
     CHECK(in.nlist > 0 && in.nodes == 6000 && in.unindexed == 0, "after growth: nlist %u nodes %zu",
@@ -308,7 +273,6 @@ static void test_small(void)
     dp_index_free(l1);
     dp_ann_free(a);
     dp_index_free(ix);
-    free(es);
     free(more);
     free(x);
     free(q);
@@ -335,52 +299,12 @@ static void test_corrupt(bool opq)
                            "ivfpq.ids",  "ivfpq.opq",       "ivfpq.codes"};
     if (!opq) names[5] = names[6];
     const int NS = opq ? 7 : 6;
-    dp_index_section sec[7] = {{0}};
-    dp_index_info info;
-    dp_index_describe(ix, &info);
-    for (size_t i = 0; i < info.sections; i++) {
-        dp_index_section s;
-        OK(dp_index_section_at(ix, i, &s));
-        for (int k = 0; k < NS; k++)
-            if (!strcmp(s.name, names[k])) sec[k] = s;
-    }
     dp_index_free(ix);
-    size_t fl;
-    uint8_t *f;
-    OK(dp_read_file(tpath("c.dpl"), 1 << 26, (void **)&f, &fl));
-    for (int k = 0; k < NS; k++) {
-        CHECK(sec[k].bytes > 64, "%s not found", names[k]);
-        if (sec[k].bytes <= 64) continue;
-        size_t at = sec[k].offset + 64 + (sec[k].bytes - 64) / 2;
-        f[at] ^= 0x40;
-        OK(dp_write_file_atomic(tpath("c_bad.dpl"), f, fl));
-        f[at] ^= 0x40;
-        OK(dp_index_open(tpath("c_bad.dpl"), NULL, &ix));
-        dp_ann_open_params aop = dp_ann_default_open_params();
-        aop.verify = true;
-        int rc = dp_ann_open(ix, &aop, &a);
-        CHECK(rc == DP_ERR_FORMAT && strstr(dp_last_error(), names[k]), "damaged %s: rc %d: %s",
-              names[k], rc, dp_last_error());
-        dp_ann_free(a);
-        a = NULL;
-        CHECK(dp_index_verify(ix) == DP_ERR_FORMAT, "doppel check misses damaged %s", names[k]);
-        /* without verify only the codes go unchecked; searching them is safe */
-        aop.verify = false;
-        if (!dp_ann_open(ix, &aop, &a)) {
-            CHECK(k == NS - 1, "damaged %s opened without verify", names[k]);
-            int64_t ids[10];
-            OK(dp_ann_search(a, x, 1, NULL, ids, NULL));
-            dp_ann_free(a);
-            a = NULL;
-        }
-        dp_index_free(ix);
-    }
-    free(f);
+    /* without verify only the codes go unchecked; searching them is safe */
+    tu_damage_sections(tpath("c.dpl"), tpath("c_bad.dpl"), names, NS, NS - 1, x);
 
     /* well-checksummed but inconsistent sections */
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath("c.dpl"), &op, &ix));
+    ix = tu_open_rw(tpath("c.dpl"));
     const void *mp, *op0;
     size_t mb, ob;
     OK(dp_index_get_section(ix, "ivfpq.meta", &mp, &mb));

@@ -19,30 +19,13 @@
 static const size_t K = 10;
 static float NOISE = 4.0f;
 
+/* Recall@K against the exact search at search_k. */
 static double recall(const dp_index *ix, const dp_ann *a, const float *q, size_t nq,
                      size_t search_k)
 {
-    int64_t *ei = malloc(nq * K * sizeof *ei), *ai = malloc(nq * K * sizeof *ai);
-    dp_search_params sp = dp_search_default_params();
-    sp.k = K;
-    OK(dp_index_search(ix, q, nq, &sp, ei, NULL));
     dp_ann_search_params ap = dp_ann_default_search_params();
     ap.search_k = search_k;
-    OK(dp_ann_search(a, q, nq, &ap, ai, NULL));
-    size_t hit = 0, total = 0;
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < K; j++) {
-            if (ei[i * K + j] < 0) continue;
-            total++;
-            for (size_t m = 0; m < K; m++)
-                if (ai[i * K + m] == ei[i * K + j]) {
-                    hit++;
-                    break;
-                }
-        }
-    free(ei);
-    free(ai);
-    return total ? (double)hit / (double)total : 0;
+    return tu_recall(ix, a, q, nq, K, ap);
 }
 
 static dp_ann *build(const dp_index *ix, uint32_t trees, uint32_t leaf, uint64_t seed, int threads)
@@ -221,15 +204,9 @@ static void test_forest(int metric, const char *name, double floor_def, double f
     dp_index_free(ix);
 
     /* add after build: the new rows are scanned exactly until an update */
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath(fa), &op, &ix));
+    ix = tu_open_rw(tpath(fa));
     OK(dp_ann_open(ix, NULL, &a));
-    dp_index_entry *es = calloc(extra, sizeof *es);
-    for (size_t i = 0; i < extra; i++)
-        es[i].vector = x + (n + i) * d;
-    OK(dp_index_add(ix, es, extra, NULL));
-    free(es);
+    tu_add_rows(ix, x + n * d, extra, d);
     CHECK(dp_ann_search(a, q, nq, &sp, id1, NULL) == DP_ERR_INVALID, "stale handle searched");
     OK(dp_index_commit(ix));
     dp_ann_free(a);
@@ -253,30 +230,17 @@ static void test_forest(int metric, const char *name, double floor_def, double f
     CHECK(ru >= floor_4k - 0.03, "recall after update %.4f", ru);
 
     /* removed ids never come back; k live results still do */
-    for (uint64_t id = 0; id < n + extra; id += 3)
-        OK(dp_index_remove(ix, id));
+    tu_remove_thirds(ix, n + extra);
     sp.search_k = 4000;
     OK(dp_ann_search(a, q, nq, &sp, id1, NULL));
-    size_t bad = 0, shortrows = 0;
-    for (size_t i = 0; i < nq * K; i++) {
-        if (id1[i] < 0)
-            shortrows++;
-        else if (id1[i] % 3 == 0)
-            bad++;
-    }
-    CHECK(bad == 0 && shortrows == 0, "%zu removed ids returned, %zu short", bad, shortrows);
+    tu_check_live(id1, nq * K, name);
     double rd = recall(ix, a, q, nq, 4000);
     printf("%s: recall with a third removed %.4f\n", name, rd);
     CHECK(rd >= floor_4k - 0.05, "recall after removals %.4f", rd);
     /* tiny search_k: still k live results */
     sp.search_k = 1;
     OK(dp_ann_search(a, q, nq, &sp, id1, NULL));
-    shortrows = bad = 0;
-    for (size_t i = 0; i < nq * K; i++) {
-        shortrows += id1[i] < 0;
-        bad += id1[i] >= 0 && id1[i] % 3 == 0;
-    }
-    CHECK(bad == 0 && shortrows == 0, "search_k=1: %zu removed, %zu short", bad, shortrows);
+    tu_check_live(id1, nq * K, "search_k=1");
     dp_ann_free(a);
     dp_index_free(ix);
     free(id0);
@@ -384,51 +348,11 @@ static void test_corrupt(void)
     /* the first three are checked at every open */
     const char *names[NS] = {"rpforest.meta",  "rpforest.roots", "rpforest.ids",
                              "rpforest.nodes", "rpforest.refs",  "rpforest.normals"};
-    dp_index_section sec[NS] = {{0}};
-    dp_index_info info;
-    dp_index_describe(ix, &info);
-    for (size_t i = 0; i < info.sections; i++) {
-        dp_index_section s;
-        OK(dp_index_section_at(ix, i, &s));
-        for (int k = 0; k < NS; k++)
-            if (!strcmp(s.name, names[k])) sec[k] = s;
-    }
     dp_index_free(ix);
-    size_t fl;
-    uint8_t *f;
-    OK(dp_read_file(tpath("c.dpl"), 1 << 26, (void **)&f, &fl));
-    for (int k = 0; k < NS; k++) {
-        CHECK(sec[k].bytes > 64, "%s not found", names[k]);
-        if (sec[k].bytes <= 64) continue;
-        size_t at = sec[k].offset + 64 + (sec[k].bytes - 64) / 2;
-        f[at] ^= 0x40;
-        OK(dp_write_file_atomic(tpath("c_bad.dpl"), f, fl));
-        f[at] ^= 0x40;
-        OK(dp_index_open(tpath("c_bad.dpl"), NULL, &ix));
-        dp_ann_open_params aop = dp_ann_default_open_params();
-        aop.verify = true;
-        int rc = dp_ann_open(ix, &aop, &a);
-        CHECK(rc == DP_ERR_FORMAT && strstr(dp_last_error(), names[k]), "damaged %s: rc %d: %s",
-              names[k], rc, dp_last_error());
-        dp_ann_free(a);
-        a = NULL;
-        CHECK(dp_index_verify(ix) == DP_ERR_FORMAT, "doppel check misses damaged %s", names[k]);
-        aop.verify = false;
-        if (!dp_ann_open(ix, &aop, &a)) {
-            CHECK(k >= 3, "damaged %s opened without verify", names[k]);
-            int64_t ids[10];
-            OK(dp_ann_search(a, x, 1, NULL, ids, NULL));
-            dp_ann_free(a);
-            a = NULL;
-        }
-        dp_index_free(ix);
-    }
-    free(f);
+    tu_damage_sections(tpath("c.dpl"), tpath("c_bad.dpl"), names, NS, 3, x);
 
     /* well-checksummed but inconsistent sections */
-    dp_index_open_params op = dp_index_default_open_params();
-    op.writable = true;
-    OK(dp_index_open(tpath("c.dpl"), &op, &ix));
+    ix = tu_open_rw(tpath("c.dpl"));
     const void *mp, *np, *rp;
     size_t mb, nb, rb;
     OK(dp_index_get_section(ix, "rpforest.meta", &mp, &mb));
