@@ -38,7 +38,11 @@ int main(int argc, char **argv)
         });
     for (auto &t : th) t.join();
     double bw = wall() - w0, bc = pcpu() - c0;
-    size_t bytes = n * idx.size_data_per_element_;
+    /* The graph as hnswlib holds it: level-0 records (vector, links, label),
+     * upper-level link blocks, and per element the pointer to its upper
+     * blocks and its int level (both needed to search). Left out: the
+     * per-element mutexes and the label hash map (build / update only). */
+    size_t bytes = n * (idx.size_data_per_element_ + sizeof(void *) + sizeof(int));
     for (size_t i = 0; i < n; i++)
         bytes += idx.element_levels_[i] * idx.size_links_per_element_;
     fprintf(stderr, "hnswlib built %zu x %zu in %.1f s (%.1f CPU-s), %zu bytes\n", n, d, bw, bc, bytes);
