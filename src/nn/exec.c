@@ -338,8 +338,7 @@ static int make_prim(dp_model *m, nn_plan *p, const nn_node *n, dnnl_primitive_d
     /* oneDNN 2.6 divides by dimensions while creating some primitives: a
      * matmul with an empty side raised SIGFPE inside libdnnl (found by
      * fuzz_onnx). Empty tensors never reach a primitive. */
-    static const dnnl_query_t qs[] = {dnnl_query_src_md, dnnl_query_weights_md,
-                                      dnnl_query_dst_md};
+    static const dnnl_query_t qs[] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
     for (size_t q = 0; q < sizeof qs / sizeof *qs; q++)
         for (int idx = 0; idx < 4; idx++) {
             const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, qs[q], idx);
@@ -1715,16 +1714,29 @@ static int build_reduce(dp_model *m, nn_plan *p, nn_node *n, int node_id)
         na = n->a.naxes;
         memcpy(axes, n->a.axes, sizeof axes);
     } else if (n->n_in > 1 && n->in[1] >= 0) {
+        /* Axes given as a run-time input were not seen by the load-time
+         * checks: bound them here. */
         nn_value *av = &m->values[n->in[1]];
-        na = (int)nn_numel(av);
+        int64_t cnt = nn_numel(av);
+        if (av->dtype != DP_I64 || !av->data || cnt < 0 || cnt > x->ndim)
+            return nn_node_error(n, DP_ERR_FORMAT,
+                                 "axes input must be at most %d int64 values for a %d-d input",
+                                 x->ndim, x->ndim);
+        na = (int)cnt;
         for (int i = 0; i < na; i++)
             axes[i] = ((int64_t *)av->data)[i];
     }
+    if (na > x->ndim)
+        return nn_node_error(n, DP_ERR_FORMAT, "%d axes for a %d-d input", na, x->ndim);
     if (na == 0)
         for (int i = 0; i < x->ndim; i++)
             red[i] = true;
-    for (int i = 0; i < na; i++)
+    for (int i = 0; i < na; i++) {
+        if (axes[i] < -x->ndim || axes[i] >= x->ndim)
+            return nn_node_error(n, DP_ERR_FORMAT, "axis %lld out of range for a %d-d input",
+                                 (long long)axes[i], x->ndim);
         red[axes[i] < 0 ? axes[i] + x->ndim : axes[i]] = true;
+    }
     for (int i = 0; i < x->ndim; i++)
         kd[i] = red[i] ? 1 : x->dims[i];
     dnnl_memory_desc_t xmd, kmd;
