@@ -27,7 +27,7 @@ while (($#)); do
     *) INDEX=$1; shift ;;
   esac
 done
-DP=${DOPPEL:-$ROOT/build-eval/doppel}
+DP=${DOPPEL:-$ROOT/build/doppel} # scripts/build.sh makes it
 PY=/usr/bin/python3
 [[ -x $DP ]] || { echo "bench/tsne: no doppel at $DP (set DOPPEL=...)" >&2; exit 1; }
 [[ -f $INDEX ]] || { echo "bench/tsne: no index $INDEX (see docs/evaluation.md)" >&2; exit 1; }
