@@ -103,35 +103,42 @@ void dp_ann_free(dp_ann *a)
     free(a);
 }
 
-/* Map every node to its row (ids are stable across appends and
- * compactions), count tombstones, list the live rows the graph lacks. */
-static size_t ann_nodes(const dp_ann *a, const uint64_t **ids)
+static size_t ann_nodes(const dp_ann *a)
 {
-    if (a->kind == DP_ANN_IVFPQ) {
-        *ids = a->pq.ids;
-        return a->pq.n;
-    }
-    if (a->kind == DP_ANN_RPFOREST) {
-        *ids = a->rf.ids;
-        return a->rf.n;
-    }
-    *ids = a->g.ids;
+    if (a->kind == DP_ANN_IVFPQ) return a->pq.n;
+    if (a->kind == DP_ANN_RPFOREST) return a->rf.n;
     return a->g.n;
 }
 
+static uint64_t node_id(const dp_ann *a, uint32_t node)
+{
+    if (a->kind == DP_ANN_RPFOREST) return a->rf.ids[node];
+    return a->kind == DP_ANN_IVFPQ ? a->pq.ids[node] : hnsw_id(&a->g, node);
+}
+
+/* The index row of a node: node_row is dropped when every node's id is its
+ * row (a fresh index), which saves 8 bytes a node. */
+static inline uint64_t node_row(const dp_ann *a, uint32_t node)
+{
+    return a->node_row ? a->node_row[node] : node_id(a, node);
+}
+
+/* Map every node to its row (ids are stable across appends and
+ * compactions), count tombstones, list the live rows the graph lacks. */
 static int bind(dp_ann *a, const dp_index *ix)
 {
-    const uint64_t *nid;
-    size_t nn = ann_nodes(a, &nid);
+    size_t nn = ann_nodes(a);
     uint64_t *nr = realloc(a->node_row, (nn ? nn : 1) * sizeof *nr);
     if (!nr) return dp_set_error(DP_ERR_NOMEM, "out of memory");
     a->node_row = nr;
     uint8_t *covered = calloc(ix->rows / 8 + 1, 1);
     if (!covered) return dp_set_error(DP_ERR_NOMEM, "out of memory");
     size_t dead = 0;
+    bool row_is_id = true;
     for (size_t i = 0; i < nn; i++) {
         size_t row;
-        if (!dpx_find_row(ix, nid[i], &row)) {
+        uint64_t id = node_id(a, (uint32_t)i);
+        if (!dpx_find_row(ix, id, &row)) {
             nr[i] = ANN_NO_ROW;
             dead++;
             continue;
@@ -139,11 +146,17 @@ static int bind(dp_ann *a, const dp_index *ix)
         if ((covered[row >> 3] >> (row & 7)) & 1) {
             free(covered);
             return dp_set_error(DP_ERR_FORMAT, "%s: id %llu appears twice in the ANN structure",
-                                ix->path, (unsigned long long)nid[i]);
+                                ix->path, (unsigned long long)id);
         }
         covered[row >> 3] |= (uint8_t)(1u << (row & 7));
         nr[i] = row;
+        row_is_id &= row == id;
         if (dpx_dead(ix, row)) dead++;
+    }
+    if (row_is_id && dead == 0) {
+        free(a->node_row);
+        a->node_row = NULL;
+        nr = NULL;
     }
     size_t nt = 0;
     for (size_t r = 0; r < ix->rows; r++)
@@ -166,7 +179,8 @@ static int bind(dp_ann *a, const dp_index *ix)
         a->item_vec = iv;
         for (size_t i = 0; i < nn; i++) {
             size_t l;
-            const dpx_seg *s = nr[i] == ANN_NO_ROW ? NULL : dpx_seg_of(ix, nr[i], &l);
+            uint64_t row = node_row(a, (uint32_t)i);
+            const dpx_seg *s = row == ANN_NO_ROW ? NULL : dpx_seg_of(ix, row, &l);
             iv[i] = s ? s->vec + l * (size_t)ix->dim : NULL;
         }
         a->rf.base = nn ? iv[0] : NULL;
@@ -563,11 +577,9 @@ typedef struct qctx {
 static bool accept_node(uint32_t node, void *ctx)
 {
     const qctx *c = ctx;
-    uint64_t row = c->a->node_row[node];
+    uint64_t row = node_row(c->a, node);
     if (row == ANN_NO_ROW || dpx_dead(c->a->ix, row)) return false;
-    uint64_t id = c->a->kind == DP_ANN_IVFPQ      ? c->a->pq.ids[node]
-                  : c->a->kind == DP_ANN_RPFOREST ? c->a->rf.ids[node]
-                                                  : c->a->g.ids[node];
+    uint64_t id = node_id(c->a, node);
     return id != c->exclude && (!c->filter || c->filter(id, c->ud));
 }
 
@@ -591,12 +603,6 @@ typedef struct sbuf {
     ivfpq_scratch pq;
     bool has_pq;
 } sbuf;
-
-static uint64_t node_id(const dp_ann *a, uint32_t node)
-{
-    if (a->kind == DP_ANN_RPFOREST) return a->rf.ids[node];
-    return a->kind == DP_ANN_IVFPQ ? a->pq.ids[node] : a->g.ids[node];
-}
 
 /* rpforest scratch: the stamps are as long as the forest, so they are kept
  * between calls rather than allocated per query. */
@@ -668,7 +674,7 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
                           plain ? NULL : accept_node, &c, b->c);
         if (p->rerank) /* exact distances from the index's vectors */
             for (size_t i = 0; i < nr; i++)
-                b->c[i].d = dist_eval(df, q, row_vec(ix, a->node_row[b->c[i].id]));
+                b->c[i].d = dist_eval(df, q, row_vec(ix, node_row(a, b->c[i].id)));
     } else {
         hnsw_scratch *s = scratch_get((dp_ann *)a, ef);
         if (!s) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
@@ -679,19 +685,19 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
              * dropped (their distances are not exact). max(4k, 32) lost no
              * recall at any ef on clustered and book-random 100k x 100
              * (int8 and f16) and saves a row read per dropped candidate. */
-            size_t keep = p->rerank ? (p->rerank > p->k ? p->rerank : p->k)
-                                    : (4 * p->k > 32 ? 4 * p->k : 32);
+            size_t keep =
+                p->rerank ? (p->rerank > p->k ? p->rerank : p->k) : (4 * p->k > 32 ? 4 * p->k : 32);
             if (nr > keep) nr = keep;
             /* ask for every row first: the misses overlap instead of queueing */
             for (size_t i = 0; i < nr; i++) {
-                uint64_t row = a->node_row[b->c[i].id];
+                uint64_t row = node_row(a, b->c[i].id);
                 if (row == ANN_NO_ROW) continue;
                 const char *v = (const char *)row_vec(ix, row);
                 for (size_t o = 0; o < (size_t)dim * 4; o += 64)
                     __builtin_prefetch(v + o);
             }
             for (size_t i = 0; i < nr; i++) {
-                uint64_t row = a->node_row[b->c[i].id];
+                uint64_t row = node_row(a, b->c[i].id);
                 if (row != ANN_NO_ROW) b->c[i].d = dist_eval(df, q, row_vec(ix, row));
             }
         }

@@ -14,8 +14,10 @@
  * prefetched while the current one is compared. The kernels may read up to
  * 15 bytes past the code (never past the record: the links follow). Levels
  * >= 1 are rare (1/M of the nodes per level) and live in a separate pool:
- * node i with level L owns L blocks of (1 + M) u32 at upper_off[i] (derived
- * from the levels at open), block l - 1 holding level l as count + links. */
+ * node i with level L owns L blocks of (1 + M) u32 from block upper_off[i]
+ * (derived from the levels at open), block l - 1 holding level l as count +
+ * links. A graph whose node i has id i (any build over a fresh index) keeps
+ * no ids (meta version 3, flag HNSW_DENSE_IDS, no hnsw.ids section). */
 #ifndef DP_ANN_INTERNAL_H
 #define DP_ANN_INTERNAL_H
 
@@ -45,8 +47,10 @@ typedef struct hnsw_meta {
     int32_t max_level; /* -1 when empty */
     uint32_t rec_bytes;
     uint32_t storage; /* dp_ann_storage; version 1 files are f32 and hold 0 */
-    uint32_t reserved[2];
+    uint32_t flags;   /* HNSW_DENSE_IDS (version 3) */
+    uint32_t reserved;
 } hnsw_meta;
+#define HNSW_DENSE_IDS 1u
 _Static_assert(sizeof(hnsw_meta) == 80, "hnsw_meta layout");
 
 /* How distances are formed from the kernels: smaller is nearer. */
@@ -86,11 +90,11 @@ typedef struct hnsw {
     const float *sq_min, *sq_step;
     float *sq_own;
     uint8_t *nodes;  /* n records; points into the map unless owned */
-    uint64_t *ids;   /* id of each node */
+    uint64_t *ids;   /* id of each node; NULL when node i has id i */
     uint8_t *levels; /* level of each node */
     uint32_t *upper; /* level >= 1 blocks */
     size_t upper_words, upper_cap;
-    uint64_t *upper_off; /* heap, derived from levels */
+    uint32_t *upper_off; /* heap, derived from levels: first upper block */
     uint32_t entry;
     int max_level;
     bool owned; /* nodes/ids/levels/upper are heap copies */
@@ -105,7 +109,11 @@ static inline const uint8_t *hnsw_code(const hnsw *h, size_t i)
 static inline uint32_t *hnsw_links(const hnsw *h, size_t i, int level)
 {
     if (level == 0) return (uint32_t *)(h->nodes + i * h->rec_bytes + h->code_bytes);
-    return h->upper + h->upper_off[i] + (size_t)(level - 1) * (h->M + 1);
+    return h->upper + ((size_t)h->upper_off[i] + (size_t)(level - 1)) * (h->M + 1);
+}
+static inline uint64_t hnsw_id(const hnsw *h, size_t i)
+{
+    return h->ids ? h->ids[i] : i;
 }
 
 /* Generation-stamped visited marks: clearing is one increment. */

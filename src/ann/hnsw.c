@@ -103,8 +103,9 @@ void hnsw_free(hnsw *h)
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    return sizeof(hnsw_meta) + h->n * (h->rec_bytes + 8 + 1) + h->upper_words * 4 +
-           (h->storage == DP_ANN_STORAGE_INT8 ? (size_t)h->dim * 8 : 0);
+    /* everything a search holds: records, ids, levels, upper_off, upper */
+    return sizeof(hnsw_meta) + h->n * (h->rec_bytes + (h->ids ? 8 : 0) + 1 + 4) +
+           h->upper_words * 4 + (h->storage == DP_ANN_STORAGE_INT8 ? (size_t)h->dim * 8 : 0);
 }
 
 static int cand_cmp(const void *a, const void *b)
@@ -402,9 +403,10 @@ static int make_room(hnsw *h, size_t more)
     size_t nb;
     if (!dp_mul_ok(cap, h->rec_bytes, &nb)) return dp_set_error(DP_ERR_NOMEM, "HNSW: too large");
     uint8_t *nodes = malloc(nb ? nb : 1);
-    uint64_t *ids = malloc(cap * sizeof *ids + 1), *off = malloc(cap * sizeof *off + 1);
+    uint64_t *ids = h->ids ? malloc(cap * sizeof *ids + 1) : NULL;
+    uint32_t *off = malloc(cap * sizeof *off + 1);
     uint8_t *lev = malloc(cap + 1);
-    if (!nodes || !ids || !off || !lev) {
+    if (!nodes || (h->ids && !ids) || !off || !lev) {
         free(nodes);
         free(ids);
         free(off);
@@ -413,7 +415,7 @@ static int make_room(hnsw *h, size_t more)
     }
     if (h->n) {
         memcpy(nodes, h->nodes, h->n * h->rec_bytes);
-        memcpy(ids, h->ids, h->n * sizeof *ids);
+        if (ids) memcpy(ids, h->ids, h->n * sizeof *ids);
         memcpy(off, h->upper_off, h->n * sizeof *off);
         memcpy(lev, h->levels, h->n);
     }
@@ -453,17 +455,28 @@ int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t c
     if (!count) return 0;
     int rc = make_room(h, count);
     if (rc) return rc;
+    size_t n0 = h->n, words = h->upper_words;
+    bool dense = !h->ids;
+    for (size_t i = 0; dense && i < count; i++)
+        dense = ids[i] == n0 + i;
+    if (!h->ids && !dense) { /* the first id that is not its node's: keep them all */
+        if (!(h->ids = malloc(h->cap * sizeof *h->ids + 1)))
+            return dp_set_error(DP_ERR_NOMEM, "HNSW: out of memory for %zu ids", h->cap);
+        for (size_t i = 0; i < n0; i++)
+            h->ids[i] = i;
+    }
     if (h->storage == DP_ANN_STORAGE_INT8 && !h->sq_min && (rc = train_sq(h, vecs, count)))
         return rc;
-    size_t n0 = h->n, words = h->upper_words;
     for (size_t i = 0; i < count; i++) {
         size_t u = n0 + i;
         uint8_t *rec = h->nodes + u * h->rec_bytes;
         encode(h, vecs[i], rec);
         memset(rec + h->code_bytes, 0, h->rec_bytes - h->code_bytes);
-        h->ids[u] = ids[i];
+        if (h->ids) h->ids[u] = ids[i];
         h->levels[u] = (uint8_t)draw_level(h, u);
-        h->upper_off[u] = words;
+        if (words / (h->M + 1) + h->levels[u] > UINT32_MAX)
+            return dp_set_error(DP_ERR_NOMEM, "HNSW: too many upper-level links");
+        h->upper_off[u] = (uint32_t)(words / (h->M + 1));
         words += (size_t)h->levels[u] * (h->M + 1);
     }
     if (words > h->upper_cap) {
@@ -598,8 +611,9 @@ int hnsw_save(const hnsw *h, dp_index *ix)
     hnsw_meta m;
     memset(&m, 0, sizeof m);
     memcpy(m.magic, HNSW_MAGIC, 8);
-    /* f32 graphs stay version 1, readable by older builds */
-    m.version = h->storage == DP_ANN_STORAGE_F32 ? 1 : 2;
+    /* f32 graphs with ids stay version 1, readable by older builds */
+    m.version = !h->ids ? 3 : h->storage == DP_ANN_STORAGE_F32 ? 1 : 2;
+    m.flags = h->ids ? 0 : HNSW_DENSE_IDS;
     m.storage = (uint32_t)h->storage;
     m.dim = h->dim;
     m.metric = (uint32_t)h->metric;
@@ -614,7 +628,8 @@ int hnsw_save(const hnsw *h, dp_index *ix)
     m.rec_bytes = (uint32_t)h->rec_bytes;
     int rc = dp_index_put_section(ix, "hnsw.meta", &m, sizeof m);
     if (!rc) rc = dp_index_put_section(ix, "hnsw.nodes", h->nodes, h->n * h->rec_bytes);
-    if (!rc) rc = dp_index_put_section(ix, "hnsw.ids", h->ids, h->n * 8);
+    if (!rc && h->ids) rc = dp_index_put_section(ix, "hnsw.ids", h->ids, h->n * 8);
+    if (!rc && !h->ids) rc = dp_index_drop_sections(ix, "hnsw.ids");
     if (!rc) rc = dp_index_put_section(ix, "hnsw.levels", h->levels, h->n);
     if (!rc) rc = dp_index_put_section(ix, "hnsw.upper", h->upper, h->upper_words * 4);
     if (!rc) rc = dp_index_drop_sections(ix, "hnsw.sq");
@@ -642,23 +657,30 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
     if (rc) return rc;
     static const char *const names[] = {"hnsw.meta", "hnsw.nodes", "hnsw.ids", "hnsw.levels",
                                         "hnsw.upper"};
+    hnsw_meta m;
+    if (bm != sizeof m) return LERR("%s: hnsw.meta has %zu bytes", path, bm);
+    if ((rc = dp_index_check_section(ix, "hnsw.meta"))) return rc;
+    memcpy(&m, pm, sizeof m);
+    if (memcmp(m.magic, HNSW_MAGIC, 8)) return LERR("%s: hnsw.meta: bad magic", path);
+    if (m.version < 1 || m.version > 3)
+        return dp_set_error(DP_ERR_UNSUPPORTED, "%s: HNSW version %u is not supported", path,
+                            m.version);
+    if (m.flags & ~HNSW_DENSE_IDS || (m.version == 3) != (m.flags == HNSW_DENSE_IDS))
+        return LERR("%s: hnsw.meta: flags %#x in version %u", path, m.flags, m.version);
+    bool dense = m.flags & HNSW_DENSE_IDS;
+    pi = NULL;
+    bi = 0;
     if (dp_index_get_section(ix, "hnsw.nodes", &pn, &bn) ||
-        dp_index_get_section(ix, "hnsw.ids", &pi, &bi) ||
+        (!dense && dp_index_get_section(ix, "hnsw.ids", &pi, &bi)) ||
         dp_index_get_section(ix, "hnsw.levels", &pl, &bl) ||
         dp_index_get_section(ix, "hnsw.upper", &pu, &bu))
         return LERR("%s: HNSW sections are incomplete", path);
     /* The small sections are checked always (a bad level or entry would
      * misdirect every search); the node records only with verify, since a
      * link out of range is skipped by the search anyway. */
-    for (int i = 0; i < 5; i++)
-        if ((i != 1 || verify) && (rc = dp_index_check_section(ix, names[i]))) return rc;
-    hnsw_meta m;
-    if (bm != sizeof m) return LERR("%s: hnsw.meta has %zu bytes", path, bm);
-    memcpy(&m, pm, sizeof m);
-    if (memcmp(m.magic, HNSW_MAGIC, 8)) return LERR("%s: hnsw.meta: bad magic", path);
-    if (m.version != 1 && m.version != 2)
-        return dp_set_error(DP_ERR_UNSUPPORTED, "%s: HNSW version %u is not supported", path,
-                            m.version);
+    for (int i = 1; i < 5; i++)
+        if ((i != 1 || verify) && (i != 2 || !dense) && (rc = dp_index_check_section(ix, names[i])))
+            return rc;
     if ((m.version == 1 && m.storage) || m.storage > DP_ANN_STORAGE_INT8)
         return LERR("%s: hnsw.meta: unknown storage %u", path, m.storage);
     if (m.dim != dp_index_dim(ix) || (int)m.metric != dp_index_metric(ix))
@@ -689,15 +711,15 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
         }
     }
     if (m.rec_bytes != h->rec_bytes) return LERR("%s: hnsw.meta: record size", path);
-    if (m.n > UINT32_MAX - 1 || m.n != bi / 8 || bi % 8 || m.n != bl || bn / h->rec_bytes != m.n ||
-        bn % h->rec_bytes || m.upper_words * 4 != bu || bu % 4)
+    if (m.n > UINT32_MAX - 1 || (!dense && (m.n != bi / 8 || bi % 8)) || m.n != bl ||
+        bn / h->rec_bytes != m.n || bn % h->rec_bytes || m.upper_words * 4 != bu || bu % 4)
         return LERR("%s: HNSW sections disagree on the node count", path);
     if (m.n && (m.entry >= m.n || m.max_level < 0 || m.max_level > HNSW_MAX_LEVEL))
         return LERR("%s: hnsw.meta: bad entry point", path);
     if (!m.n && m.max_level != -1) return LERR("%s: hnsw.meta: empty graph with levels", path);
     h->n = (size_t)m.n;
     h->nodes = (uint8_t *)pn;
-    h->ids = (uint64_t *)pi;
+    h->ids = dense ? NULL : (uint64_t *)pi;
     h->levels = (uint8_t *)pl;
     h->upper = (uint32_t *)pu;
     h->upper_words = (size_t)m.upper_words;
@@ -708,7 +730,9 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
     uint64_t off = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (h->levels[i] > m.max_level) return LERR("%s: HNSW node %zu is above the top", path, i);
-        h->upper_off[i] = off;
+        if (off / (h->M + 1) + h->levels[i] > UINT32_MAX)
+            return LERR("%s: too many HNSW upper-level links", path);
+        h->upper_off[i] = (uint32_t)(off / (h->M + 1));
         off += (uint64_t)h->levels[i] * (h->M + 1);
     }
     if (off != m.upper_words) return LERR("%s: hnsw.upper does not match the levels", path);

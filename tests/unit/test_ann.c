@@ -138,8 +138,9 @@ static int cmp_graph(const hnsw *a, const hnsw *b)
     if (a->n != b->n || a->entry != b->entry || a->max_level != b->max_level ||
         a->upper_words != b->upper_words)
         return 1;
-    if (memcmp(a->nodes, b->nodes, a->n * a->rec_bytes) || memcmp(a->ids, b->ids, a->n * 8) ||
-        memcmp(a->levels, b->levels, a->n) || memcmp(a->upper, b->upper, a->upper_words * 4))
+    if (!a->ids != !b->ids || (a->ids && memcmp(a->ids, b->ids, a->n * 8)) ||
+        memcmp(a->nodes, b->nodes, a->n * a->rec_bytes) || memcmp(a->levels, b->levels, a->n) ||
+        memcmp(a->upper, b->upper, a->upper_words * 4))
         return 1;
     return 0;
 }
@@ -274,6 +275,32 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
             if ((uint64_t)id0[i * 10 + j] == ex[i]) bad++;
     CHECK(bad == 0, "excluded id returned");
     free(ex);
+    sp.exclude_ids = NULL;
+    dp_ann_free(a);
+    /* a new graph over the compacted index: node i is no longer id i, so the
+     * ids are stored (version 1/2 with hnsw.ids) and survive a reopen */
+    OK(dp_ann_build(ix, &bp, &a));
+    OK(dp_ann_search(a, q, nq, &sp, id0, d0));
+    OK(dp_ann_save(a, ix));
+    OK(dp_index_commit(ix));
+    dp_ann_free(a);
+    OK(dp_ann_open(ix, NULL, &a));
+    OK(dp_ann_search(a, q, nq, &sp, id1, d1));
+    CHECK(!memcmp(id0, id1, nq * 10 * sizeof *id0) && !memcmp(d0, d1, nq * 10 * sizeof *d0),
+          "sparse-id graph differs after reopen");
+    tu_check_live(id1, nq * 10, "hnsw rebuilt after compaction");
+    const void *mp;
+    size_t mb;
+    hnsw_meta m;
+    OK(dp_index_get_section(ix, "hnsw.meta", &mp, &mb));
+    memcpy(&m, mp, sizeof m);
+    CHECK(m.flags == 0 && m.version < 3, "sparse ids saved as version %u flags %u", m.version,
+          m.flags);
+    OK(dp_index_get_section(ix, "hnsw.ids", &mp, &mb));
+    CHECK(mb == m.n * 8, "hnsw.ids holds %zu bytes for %llu nodes", mb, (unsigned long long)m.n);
+    double rs = recall(ix, a, q, nq, 10, 64);
+    printf("hnsw %s rebuilt over the compacted index: recall@10 ef=64 %.4f\n", name, rs);
+    CHECK(rs >= floor_ef64 - 0.03, "recall of the rebuilt graph %.4f", rs);
     dp_ann_free(a);
     dp_index_free(ix);
     free(id0);
@@ -300,9 +327,8 @@ static void test_corrupt(void)
     dp_index_free(ix);
     /* the node records (unchecked without verify) come last; searching a
      * damaged graph must still be safe */
-    const char *const names[] = {"hnsw.meta", "hnsw.ids", "hnsw.levels", "hnsw.upper",
-                                 "hnsw.nodes"};
-    tu_damage_sections(tpath("c.dpl"), tpath("c_bad.dpl"), names, 5, 4, x);
+    const char *const names[] = {"hnsw.meta", "hnsw.levels", "hnsw.upper", "hnsw.nodes"};
+    tu_damage_sections(tpath("c.dpl"), tpath("c_bad.dpl"), names, 4, 3, x);
 
     /* well-checksummed but inconsistent metadata */
     ix = tu_open_rw(tpath("c.dpl"));
@@ -319,6 +345,22 @@ static void test_corrupt(void)
     bad.n = m.n + 1;
     OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
     CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "node count mismatch accepted");
+    /* a fresh index's graph keeps no ids (node i is id i) */
+    CHECK(m.version == 3 && m.flags == HNSW_DENSE_IDS, "dense graph saved as version %u flags %u",
+          m.version, m.flags);
+    CHECK(dp_index_get_section(ix, "hnsw.ids", &mp, &mb) == DP_ERR_NOT_FOUND,
+          "dense graph wrote hnsw.ids");
+    bad = m;
+    bad.flags = 0; /* ids claimed but absent */
+    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "version 3 without the dense flag accepted");
+    bad.version = 1;
+    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "missing hnsw.ids accepted");
+    bad = m;
+    bad.flags = 7;
+    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "unknown flags accepted");
     bad = m;
     bad.dim = d + 1;
     OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));

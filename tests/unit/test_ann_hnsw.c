@@ -336,7 +336,7 @@ static void test_corrupt(void)
     OK(dp_index_get_section(ix, "hnsw.meta", &p, &nb));
     hnsw_meta m;
     memcpy(&m, p, sizeof m);
-    CHECK(m.version == 2 && m.storage == DP_ANN_STORAGE_INT8, "meta v%u storage %u", m.version,
+    CHECK(m.version == 3 && m.storage == DP_ANN_STORAGE_INT8, "meta v%u storage %u", m.version,
           m.storage);
     hnsw_meta mb = m;
     mb.storage = 7;
