@@ -113,7 +113,7 @@ static size_t ann_nodes(const dp_ann *a)
 static uint64_t node_id(const dp_ann *a, uint32_t node)
 {
     if (a->kind == DP_ANN_RPFOREST) return a->rf.ids[node];
-    return a->kind == DP_ANN_IVFPQ ? a->pq.ids[node] : hnsw_id(&a->g, node);
+    return a->kind == DP_ANN_IVFPQ ? ivfpq_id(&a->pq, node) : hnsw_id(&a->g, node);
 }
 
 /* The index row of a node: node_row is dropped when every node's id is its

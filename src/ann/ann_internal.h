@@ -197,10 +197,23 @@ void dist_fn_init(dist_fn *f, int metric, uint32_t dim);
  * Sections: ivfpq.meta, ivfpq.centroids (nlist x dim f32), ivfpq.codebooks
  * (m x 256 x dsub f32, sub-quantiser s's centroid j at (s*256 + j)*dsub),
  * ivfpq.offsets (nlist + 1 u64: list l is entries [off[l], off[l+1])),
- * ivfpq.ids (n u64) and ivfpq.codes (n x m bytes), both in list order, so a
- * probe reads one contiguous run of codes.
+ * ivfpq.codes (n x m bytes) in list order, so a probe reads one contiguous
+ * run of codes, and the entries' ids in the same order.
  *
- * With OPQ (meta version 2, flag IVFPQ_OPQ) ivfpq.opq holds a dr x dim f32
+ * Ids (meta version 3, flag IVFPQ_IDBLK): the entries of a list are sorted
+ * by id, so consecutive ids differ by about n / nlist and fit in 16 bits.
+ * Each list is cut into blocks of IVFPQ_BLK entries (its last one short);
+ * block b has a u64 head in ivfpq.idhead and IVFPQ_BLK u16 in
+ * ivfpq.iddelta: entry j's id is head + delta[1] + ... + delta[j] (delta[0]
+ * and the slots past a short block are 0). A block with a gap of 2^16 or
+ * more, or a first id >= 2^63, is raw instead: head = IVFPQ_RAW | r and its
+ * ids are ivfpq.idraw[r ..], raw blocks following each other there in block
+ * order. About 2.3 bytes an entry instead of 8; the scan keeps entry
+ * positions and only the results' ids are decoded. Versions 1 and 2 hold
+ * ivfpq.ids (n u64 in list order, lists unsorted); they still open, are
+ * searched as they are and are saved as they were until an add re-packs them.
+ *
+ * With OPQ (flag IVFPQ_OPQ: version 2, or 3) ivfpq.opq holds a dr x dim f32
  * matrix R with orthonormal columns, dr = m * dsub >= dim (dsub =
  * ceil(dim/m), so m need not divide dim): every vector and query is coded as
  * R x, which keeps distances and inner products, and the centroids and
@@ -218,11 +231,14 @@ typedef struct ivfpq_meta {
     uint32_t ksub;
     uint64_t n;
     uint64_t seed;
-    uint32_t dr;    /* version 2: coded dimension m * dsub; version 1: 0 (= dim) */
-    uint32_t flags; /* version 2: IVFPQ_OPQ */
+    uint32_t dr;    /* versions 2, 3: coded dimension m * dsub; version 1: 0 (= dim) */
+    uint32_t flags; /* version 2: IVFPQ_OPQ; version 3: IVFPQ_IDBLK, maybe IVFPQ_OPQ */
     uint32_t reserved[6];
 } ivfpq_meta;
 #define IVFPQ_OPQ 1u
+#define IVFPQ_IDBLK 2u
+#define IVFPQ_BLK 32
+#define IVFPQ_RAW (1ull << 63)
 _Static_assert(sizeof(ivfpq_meta) == 80, "ivfpq_meta layout");
 
 typedef struct ivfpq {
@@ -235,11 +251,18 @@ typedef struct ivfpq {
     const float *centroids; /* nlist x dr */
     const float *codebooks; /* m x 256 x dsub */
     const uint64_t *offsets;
-    const uint64_t *ids;
+    const uint64_t *ids; /* versions 1, 2: n u64; NULL when the ids are in blocks */
+    const uint64_t *idhead;
+    const uint16_t *iddelta;
+    const uint64_t *idraw;
+    size_t nblk, nraw;
     const uint8_t *codes;
     const float *rot; /* OPQ: dr x dim; NULL without */
-    void *own[6];     /* heap copies (built or updated) behind the pointers above */
-    float *cbt;       /* heap: codebooks transposed to [s][t][j], for the table kernels */
+    /* heap copies (built or updated) behind the pointers above: centroids,
+     * codebooks, offsets, idhead, codes, rot, iddelta, idraw */
+    void *own[8];
+    float *cbt;     /* heap: codebooks transposed to [s][t][j], for the table kernels */
+    uint64_t *blk0; /* heap: list l's first block (nlist + 1), with blocked ids */
     size_t max_list;
     dist_fn df;
 } ivfpq;
@@ -270,6 +293,9 @@ int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t co
 int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify);
 int ivfpq_save(const ivfpq *p, dp_index *ix);
 size_t ivfpq_bytes(const ivfpq *p);
+/* The id of entry node (< n); every entry's into out (n), in entry order. */
+uint64_t ivfpq_id(const ivfpq *p, size_t node);
+void ivfpq_ids(const ivfpq *p, uint64_t *out);
 
 /* Per-thread search buffers. */
 typedef struct ivfpq_scratch {

@@ -543,7 +543,7 @@ done:
 
 static void own_free(ivfpq *p)
 {
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         free(p->own[i]);
         p->own[i] = NULL;
     }
@@ -553,25 +553,144 @@ void ivfpq_free(ivfpq *p)
 {
     own_free(p);
     free(p->cbt);
+    free(p->blk0);
     memset(p, 0, sizeof *p);
 }
 
 size_t ivfpq_bytes(const ivfpq *p)
 {
+    size_t idb = p->ids ? p->n * 8 : p->nblk * (8 + IVFPQ_BLK * 2) + p->nraw * 8;
     return sizeof(ivfpq_meta) + (size_t)p->nlist * p->dr * 4 +
            (size_t)p->m * IVFPQ_KSUB * p->dsub * 4 + ((size_t)p->nlist + 1) * 8 +
-           p->n * (8 + (size_t)p->m) + (p->rot ? (size_t)p->dr * p->dim * 4 : 0);
+           p->n * (size_t)p->m + idb + (p->rot ? (size_t)p->dr * p->dim * 4 : 0);
 }
 
-/* Derived arrays: transposed codebooks, longest list. */
+/* Id blocks of the lists off describes: each list's last one may be short. */
+static size_t count_blocks(const uint64_t *off, uint32_t nlist)
+{
+    size_t nb = 0;
+    for (uint32_t l = 0; l < nlist; l++)
+        nb += (off[l + 1] - off[l] + IVFPQ_BLK - 1) / IVFPQ_BLK;
+    return nb;
+}
+
+/* Id of entry j of block b (j below the block's length). */
+static inline uint64_t block_id(const ivfpq *p, size_t b, size_t j)
+{
+    uint64_t h = p->idhead[b];
+    if (h & IVFPQ_RAW) return p->idraw[(h & ~IVFPQ_RAW) + j];
+    const uint16_t *dl = p->iddelta + b * IVFPQ_BLK;
+    for (size_t i = 1; i <= j; i++)
+        h += dl[i];
+    return h;
+}
+
+uint64_t ivfpq_id(const ivfpq *p, size_t node)
+{
+    if (p->ids) return p->ids[node];
+    /* the list holding node: the last l with off[l] <= node (empty lists
+     * share their start with the next one) */
+    size_t lo = 0, hi = p->nlist;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->offsets[mid] <= node)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t pos = node - p->offsets[lo];
+    return block_id(p, p->blk0[lo] + pos / IVFPQ_BLK, pos % IVFPQ_BLK);
+}
+
+void ivfpq_ids(const ivfpq *p, uint64_t *out)
+{
+    if (p->ids) {
+        if (p->n) memcpy(out, p->ids, p->n * sizeof *out);
+        return;
+    }
+    size_t b = 0;
+    for (uint32_t l = 0; l < p->nlist; l++)
+        for (uint64_t s = p->offsets[l]; s < p->offsets[l + 1]; s += IVFPQ_BLK, b++) {
+            size_t len = p->offsets[l + 1] - s < IVFPQ_BLK ? p->offsets[l + 1] - s : IVFPQ_BLK;
+            uint64_t h = p->idhead[b];
+            if (h & IVFPQ_RAW) {
+                memcpy(out + s, p->idraw + (h & ~IVFPQ_RAW), len * sizeof *out);
+                continue;
+            }
+            const uint16_t *dl = p->iddelta + b * IVFPQ_BLK;
+            out[s] = h;
+            for (size_t j = 1; j < len; j++)
+                out[s + j] = out[s + j - 1] + dl[j];
+        }
+}
+
+/* Blocks of ids (n entries in list order, ascending within each list) into
+ * heap arrays; a block whose ids do not ascend by gaps below 2^16 from a
+ * first id below 2^63 is kept raw. */
+static int pack_ids(const uint64_t *off, uint32_t nlist, const uint64_t *ids, uint64_t **head_out,
+                    uint16_t **delta_out, uint64_t **raw_out, size_t *nblk_out, size_t *nraw_out)
+{
+    size_t nblk = count_blocks(off, nlist), nraw = 0, b = 0;
+    uint64_t *head = malloc((nblk ? nblk : 1) * sizeof *head), *raw = NULL;
+    uint16_t *delta = calloc(nblk ? nblk * IVFPQ_BLK : 1, sizeof *delta);
+    if (!head || !delta) goto nomem;
+    for (uint32_t l = 0; l < nlist; l++)
+        for (uint64_t s = off[l]; s < off[l + 1]; s += IVFPQ_BLK, b++) {
+            size_t len = off[l + 1] - s < IVFPQ_BLK ? off[l + 1] - s : IVFPQ_BLK;
+            bool israw = ids[s] >= IVFPQ_RAW;
+            for (size_t j = 1; j < len && !israw; j++)
+                israw = ids[s + j] < ids[s + j - 1] || ids[s + j] - ids[s + j - 1] > UINT16_MAX;
+            if (israw) {
+                head[b] = IVFPQ_RAW | nraw;
+                nraw += len;
+                continue;
+            }
+            head[b] = ids[s];
+            for (size_t j = 1; j < len; j++)
+                delta[b * IVFPQ_BLK + j] = (uint16_t)(ids[s + j] - ids[s + j - 1]);
+        }
+    if (!(raw = malloc((nraw ? nraw : 1) * sizeof *raw))) goto nomem;
+    b = 0;
+    for (uint32_t l = 0; l < nlist; l++)
+        for (uint64_t s = off[l]; s < off[l + 1]; s += IVFPQ_BLK, b++)
+            if (head[b] & IVFPQ_RAW) {
+                size_t len = off[l + 1] - s < IVFPQ_BLK ? off[l + 1] - s : IVFPQ_BLK;
+                memcpy(raw + (head[b] & ~IVFPQ_RAW), ids + s, len * sizeof *raw);
+            }
+    *head_out = head;
+    *delta_out = delta;
+    *raw_out = raw;
+    *nblk_out = nblk;
+    *nraw_out = nraw;
+    return 0;
+nomem:
+    free(head);
+    free(delta);
+    free(raw);
+    return dp_set_error(DP_ERR_NOMEM, "out of memory for the ids of %llu IVF-PQ entries",
+                        (unsigned long long)off[nlist]);
+}
+
+/* Derived arrays: transposed codebooks, longest list, first id block of
+ * each list. */
 static int derive(ivfpq *p)
 {
     free(p->cbt);
     p->cbt = NULL;
+    free(p->blk0);
+    p->blk0 = NULL;
     p->max_list = 0;
     for (uint32_t l = 0; l < p->nlist; l++) {
         size_t len = p->offsets[l + 1] - p->offsets[l];
         if (len > p->max_list) p->max_list = len;
+    }
+    if (!p->ids) {
+        p->blk0 = malloc(((size_t)p->nlist + 1) * sizeof *p->blk0);
+        if (!p->blk0) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+        p->blk0[0] = 0;
+        for (uint32_t l = 0; l < p->nlist; l++)
+            p->blk0[l + 1] =
+                p->blk0[l] + (p->offsets[l + 1] - p->offsets[l] + IVFPQ_BLK - 1) / IVFPQ_BLK;
     }
     size_t nc = (size_t)p->m * IVFPQ_KSUB * p->dsub;
     p->cbt = malloc((nc ? nc : 1) * sizeof *p->cbt);
@@ -604,7 +723,10 @@ static void init_shape(ivfpq *p, uint32_t dim, int metric, uint32_t nlist, uint3
  * (codes, ids, centroids, codebooks and rotation together): the most bytes
  * per vector, hence the best recall, at a 10x saving. Capped at dim/2 (two
  * dimensions per byte); below dim/8 (tiny sets, where the quantisers alone
- * outweigh a tenth) it stays at dim/8. */
+ * outweigh a tenth) it stays at dim/8. The id blocks are counted at their
+ * most (every list ending in a block of one entry) and none raw: the index
+ * numbers its rows densely, so a gap of 2^16 within a list needs a cell
+ * that holds almost nothing over 65536 consecutive ids. */
 static uint32_t default_m_opq(uint32_t dim, uint32_t nlist, size_t count)
 {
     uint32_t lo = dim / 8 ? dim / 8 : 1, best = lo;
@@ -613,6 +735,7 @@ static uint32_t default_m_opq(uint32_t dim, uint32_t nlist, size_t count)
         ivfpq t;
         init_shape(&t, dim, DP_METRIC_L2, nlist, m, IVFPQ_OPQ, 0);
         t.n = count;
+        t.nblk = (count + (size_t)(IVFPQ_BLK - 1) * nlist) / IVFPQ_BLK;
         t.rot = (const float *)&t; /* counted, never read */
         if ((double)ivfpq_bytes(&t) <= budget) best = m;
     }
@@ -643,7 +766,7 @@ int ivfpq_build(ivfpq *p, uint32_t dim, int metric, const float *const *vecs, co
     if (count < DP_IVFPQ_MIN_ROWS) {
         /* too little to train on: an empty structure, searched exactly */
         init_shape(p, dim, metric, 0, 0, 0, seed);
-        p->offsets = p->own[3] = calloc(1, sizeof(uint64_t));
+        p->offsets = p->own[2] = calloc(1, sizeof(uint64_t));
         return p->offsets ? derive(p) : dp_set_error(DP_ERR_NOMEM, "out of memory");
     }
     if (!nlist) {
@@ -792,43 +915,65 @@ static int encode(const ivfpq *p, const float *const *vecs, size_t count, int nt
     return 0;
 }
 
+/* An entry of the new lists: its id and where its code is (old entry
+ * src, or new row src - n). */
+typedef struct idsrc {
+    uint64_t id, src;
+} idsrc;
+
+static int idsrc_cmp(const void *a, const void *b)
+{
+    const idsrc *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->src < y->src ? -1 : x->src > y->src;
+}
+
 int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t count, int threads)
 {
     if (!count || !p->nlist) return 0;
     int nthr = threads > 0 ? threads : omp_get_max_threads();
-    size_t m = p->m, n2 = p->n + count;
+    size_t m = p->m, n0 = p->n, n2 = n0 + count;
     int32_t *cell = malloc(count * sizeof *cell);
     uint8_t *nc = malloc(count * m);
     uint64_t *off = calloc((size_t)p->nlist + 1, sizeof *off);
     uint64_t *ids2 = malloc(n2 * sizeof *ids2);
+    idsrc *e = malloc(n2 * sizeof *e);
     uint8_t *codes2 = malloc(n2 * m);
     uint64_t *fill = malloc((size_t)p->nlist * sizeof *fill);
+    uint64_t *head = NULL, *raw = NULL;
+    uint16_t *delta = NULL;
+    size_t nblk = 0, nraw = 0;
     int rc = 0;
-    if (!cell || !nc || !off || !ids2 || !codes2 || !fill) {
+    if (!cell || !nc || !off || !ids2 || !e || !codes2 || !fill) {
         rc = dp_set_error(DP_ERR_NOMEM, "out of memory for %zu IVF-PQ entries", n2);
         goto done;
     }
     if ((rc = encode(p, vecs, count, nthr, cell, nc))) goto done;
-    /* new lists: the old entries of each list, then the new ones in order */
+    /* new lists: the old entries of each list and the new ones, sorted by
+     * id so that the ids pack into 16-bit gaps (the codes move with them) */
     for (uint32_t l = 0; l < p->nlist; l++)
         off[l + 1] = p->offsets[l + 1] - p->offsets[l];
     for (size_t i = 0; i < count; i++)
         off[cell[i] + 1]++;
     for (uint32_t l = 0; l < p->nlist; l++)
         off[l + 1] += off[l];
+    ivfpq_ids(p, ids2); /* the old ids, read before ids2 is rewritten below */
     for (uint32_t l = 0; l < p->nlist; l++) {
         size_t o = p->offsets[l], len = p->offsets[l + 1] - o;
-        if (len) { /* a first build has no old lists (ids, codes are NULL) */
-            memcpy(ids2 + off[l], p->ids + o, len * sizeof *ids2);
-            memcpy(codes2 + off[l] * m, p->codes + o * m, len * m);
-        }
+        for (size_t i = 0; i < len; i++)
+            e[off[l] + i] = (idsrc){ids2[o + i], o + i};
         fill[l] = off[l] + len;
     }
-    for (size_t i = 0; i < count; i++) {
-        uint64_t at = fill[cell[i]]++;
-        ids2[at] = ids[i];
-        memcpy(codes2 + at * m, nc + i * m, m);
+    for (size_t i = 0; i < count; i++)
+        e[fill[cell[i]]++] = (idsrc){ids[i], n0 + i};
+    for (uint32_t l = 0; l < p->nlist; l++)
+        qsort(e + off[l], off[l + 1] - off[l], sizeof *e, idsrc_cmp);
+    for (size_t i = 0; i < n2; i++) {
+        ids2[i] = e[i].id;
+        memcpy(codes2 + i * m, e[i].src < n0 ? p->codes + e[i].src * m : nc + (e[i].src - n0) * m,
+               m);
     }
+    if ((rc = pack_ids(off, p->nlist, ids2, &head, &delta, &raw, &nblk, &nraw))) goto done;
     /* the quantisers of a mapped structure are copied so it can outlive the map */
     if (!p->own[0]) {
         size_t nrot = p->rot ? (size_t)p->dr * p->dim : 1;
@@ -856,12 +1001,20 @@ int ivfpq_add(ivfpq *p, const float *const *vecs, const uint64_t *ids, size_t co
     free(p->own[2]);
     free(p->own[3]);
     free(p->own[4]);
+    free(p->own[6]);
+    free(p->own[7]);
     p->offsets = p->own[2] = off;
-    p->ids = p->own[3] = ids2;
+    p->idhead = p->own[3] = head;
     p->codes = p->own[4] = codes2;
+    p->iddelta = p->own[6] = delta;
+    p->idraw = p->own[7] = raw;
+    p->ids = NULL; /* a version 1 or 2 file's u64 ids are blocked from now on */
+    p->nblk = nblk;
+    p->nraw = nraw;
     off = NULL;
-    ids2 = NULL;
     codes2 = NULL;
+    head = raw = NULL;
+    delta = NULL;
     p->n = n2;
     rc = derive(p);
 done:
@@ -869,8 +1022,12 @@ done:
     free(nc);
     free(off);
     free(ids2);
+    free(e);
     free(codes2);
     free(fill);
+    free(head);
+    free(delta);
+    free(raw);
     return rc;
 }
 
@@ -1005,13 +1162,21 @@ size_t ivfpq_search(const ivfpq *p, const float *q, size_t nprobe, size_t cap, i
 
 /* ---- sections -------------------------------------------------------------------- */
 
+/* Drops a section left by another layout, if there is one. */
+static int drop_stale(dp_index *ix, const char *name)
+{
+    return dp_index_count_sections(ix, name) ? dp_index_drop_section(ix, name) : 0;
+}
+
 int ivfpq_save(const ivfpq *p, dp_index *ix)
 {
     ivfpq_meta mt;
     memset(&mt, 0, sizeof mt);
     memcpy(mt.magic, IVFPQ_MAGIC, 8);
-    /* without OPQ the bytes are those of version 1 */
-    mt.version = p->rot ? 2 : 1;
+    /* u64 ids (a version 1 or 2 file opened and not added to) are written
+     * back as they were, byte for byte; everything else is version 3 */
+    bool blk = !p->ids;
+    mt.version = blk ? 3 : p->rot ? 2 : 1;
     mt.dim = p->dim;
     mt.metric = (uint32_t)p->metric;
     mt.nlist = p->nlist;
@@ -1019,10 +1184,8 @@ int ivfpq_save(const ivfpq *p, dp_index *ix)
     mt.ksub = IVFPQ_KSUB;
     mt.n = p->n;
     mt.seed = p->seed;
-    if (p->rot) {
-        mt.dr = p->dr;
-        mt.flags = IVFPQ_OPQ;
-    }
+    if (p->rot || blk) mt.dr = p->dr;
+    mt.flags = (p->rot ? IVFPQ_OPQ : 0) | (blk ? IVFPQ_IDBLK : 0);
     int rc = dp_index_put_section(ix, "ivfpq.meta", &mt, sizeof mt);
     if (!rc)
         rc =
@@ -1031,12 +1194,23 @@ int ivfpq_save(const ivfpq *p, dp_index *ix)
         rc = dp_index_put_section(ix, "ivfpq.codebooks", p->codebooks,
                                   (size_t)p->m * IVFPQ_KSUB * p->dsub * 4);
     if (!rc) rc = dp_index_put_section(ix, "ivfpq.offsets", p->offsets, ((size_t)p->nlist + 1) * 8);
-    if (!rc) rc = dp_index_put_section(ix, "ivfpq.ids", p->ids, p->n * 8);
+    if (blk) {
+        if (!rc) rc = dp_index_put_section(ix, "ivfpq.idhead", p->idhead, p->nblk * 8);
+        if (!rc)
+            rc = dp_index_put_section(ix, "ivfpq.iddelta", p->iddelta, p->nblk * IVFPQ_BLK * 2);
+        if (!rc) rc = dp_index_put_section(ix, "ivfpq.idraw", p->idraw, p->nraw * 8);
+        if (!rc) rc = drop_stale(ix, "ivfpq.ids");
+    } else {
+        if (!rc) rc = dp_index_put_section(ix, "ivfpq.ids", p->ids, p->n * 8);
+        if (!rc) rc = drop_stale(ix, "ivfpq.idhead");
+        if (!rc) rc = drop_stale(ix, "ivfpq.iddelta");
+        if (!rc) rc = drop_stale(ix, "ivfpq.idraw");
+    }
     if (!rc) rc = dp_index_put_section(ix, "ivfpq.codes", p->codes, p->n * p->m);
     if (!rc && p->rot)
         rc = dp_index_put_section(ix, "ivfpq.opq", p->rot, (size_t)p->dr * p->dim * 4);
-    else if (!rc && dp_index_count_sections(ix, "ivfpq.opq")) /* a previous build's */
-        rc = dp_index_drop_section(ix, "ivfpq.opq");
+    else if (!rc) /* a previous build's */
+        rc = drop_stale(ix, "ivfpq.opq");
     return rc;
 }
 
@@ -1058,71 +1232,106 @@ static bool orthonormal(const float *R, uint32_t dr, uint32_t dim)
 
 int ivfpq_load(ivfpq *p, const dp_index *ix, bool verify)
 {
-    static const char *const names[] = {"ivfpq.meta",    "ivfpq.centroids", "ivfpq.codebooks",
-                                        "ivfpq.offsets", "ivfpq.ids",       "ivfpq.codes",
-                                        "ivfpq.opq"};
+    enum { META, CENT, CB, OFF, CODES, OPQ, IDS, HEAD, DELTA, RAW, NSEC };
+    static const char *const names[NSEC] = {
+        "ivfpq.meta", "ivfpq.centroids", "ivfpq.codebooks", "ivfpq.offsets", "ivfpq.codes",
+        "ivfpq.opq",  "ivfpq.ids",       "ivfpq.idhead",    "ivfpq.iddelta", "ivfpq.idraw"};
     const char *path = dp_index_path(ix);
-    const void *d[7] = {0};
-    size_t b[7] = {0};
-    int rc = dp_index_get_section(ix, names[0], &d[0], &b[0]);
-    if (rc) return rc;
-    for (int i = 1; i < 6; i++)
-        if (dp_index_get_section(ix, names[i], &d[i], &b[i]))
-            return LERR("%s: IVF-PQ sections are incomplete (no %s)", path, names[i]);
-    bool has_opq = !dp_index_get_section(ix, names[6], &d[6], &b[6]);
-    /* All but the codes are checked always (a bad offset or id misdirects
-     * every search); a damaged code only misranks its own entry. */
-    for (int i = 0; i < 7; i++)
-        if ((i != 5 || verify) && (i != 6 || has_opq) &&
-            (rc = dp_index_check_section(ix, names[i])))
-            return rc;
+    const void *d[NSEC] = {0};
+    size_t b[NSEC] = {0};
+    int rc = dp_index_get_section(ix, names[META], &d[META], &b[META]);
+    if (rc || (rc = dp_index_check_section(ix, names[META]))) return rc;
     ivfpq_meta mt;
-    if (b[0] != sizeof mt) return LERR("%s: ivfpq.meta has %zu bytes", path, b[0]);
-    memcpy(&mt, d[0], sizeof mt);
+    if (b[META] != sizeof mt) return LERR("%s: ivfpq.meta has %zu bytes", path, b[META]);
+    memcpy(&mt, d[META], sizeof mt);
     if (memcmp(mt.magic, IVFPQ_MAGIC, 8)) return LERR("%s: ivfpq.meta: bad magic", path);
-    if (mt.version != 1 && mt.version != 2)
+    if (mt.version < 1 || mt.version > 3)
         return dp_set_error(DP_ERR_UNSUPPORTED, "%s: IVF-PQ version %u is not supported", path,
                             mt.version);
+    bool blk = mt.version == 3;
+    bool opq = mt.version == 2 || (blk && (mt.flags & IVFPQ_OPQ));
+    if (mt.version == 1   ? mt.flags || mt.dr
+        : mt.version == 2 ? mt.flags != IVFPQ_OPQ
+                          : (mt.flags & ~(IVFPQ_OPQ | IVFPQ_IDBLK)) || !(mt.flags & IVFPQ_IDBLK))
+        return LERR("%s: ivfpq.meta: flags %#x, coded dimension %u for version %u", path, mt.flags,
+                    mt.dr, mt.version);
+    /* the ids of the other layout may be left over from an older writer: ignored */
+    bool need[NSEC] = {true, true, true, true, true, opq, !blk, blk, blk, blk};
+    for (int i = 1; i < NSEC; i++)
+        if (need[i] && i != OPQ && dp_index_get_section(ix, names[i], &d[i], &b[i]))
+            return LERR("%s: IVF-PQ sections are incomplete (no %s)", path, names[i]);
+    bool has_opq = !dp_index_get_section(ix, names[OPQ], &d[OPQ], &b[OPQ]);
+    if (opq != has_opq)
+        return LERR("%s: ivfpq.meta %s an OPQ rotation but ivfpq.opq is %s", path,
+                    opq ? "names" : "names no", has_opq ? "present" : "missing");
+    /* All but the codes are checked always (a bad offset or id misdirects
+     * every search); a damaged code only misranks its own entry. */
+    for (int i = 1; i < NSEC; i++)
+        if (need[i] && (i != CODES || verify) && (rc = dp_index_check_section(ix, names[i])))
+            return rc;
     if (mt.dim != dp_index_dim(ix) || (int)mt.metric != dp_index_metric(ix))
         return LERR("%s: the IVF-PQ structure was built for another dimension or metric", path);
     if (mt.ksub != IVFPQ_KSUB)
         return LERR("%s: ivfpq.meta: %u centroids per sub-quantiser", path, mt.ksub);
-    bool opq = mt.version == 2;
-    if (opq ? mt.flags != IVFPQ_OPQ : mt.flags || mt.dr)
-        return LERR("%s: ivfpq.meta: flags %#x, coded dimension %u for version %u", path, mt.flags,
-                    mt.dr, mt.version);
-    if (opq != has_opq)
-        return LERR("%s: ivfpq.meta %s an OPQ rotation but ivfpq.opq is %s", path,
-                    opq ? "names" : "names no", has_opq ? "present" : "missing");
     if (mt.nlist > IVFPQ_MAX_NLIST || (!mt.nlist && (mt.m || mt.n || opq)) ||
         (mt.nlist && (!mt.m || mt.m > mt.dim || (!opq && mt.dim % mt.m))))
         return LERR("%s: ivfpq.meta: nlist = %u, m = %u for dimension %u", path, mt.nlist, mt.m,
                     mt.dim);
     init_shape(p, mt.dim, (int)mt.metric, mt.nlist, mt.m, opq ? IVFPQ_OPQ : 0, mt.seed);
-    if (opq && mt.dr != p->dr)
+    if ((opq || blk) && mt.dr != p->dr)
         return LERR("%s: ivfpq.meta: coded dimension %u, expected %u (m = %u, dim = %u)", path,
                     mt.dr, p->dr, mt.m, mt.dim);
     size_t ncodes;
     if (mt.n > UINT32_MAX - 1 || __builtin_mul_overflow((size_t)mt.n, (size_t)mt.m, &ncodes) ||
-        b[1] != (size_t)mt.nlist * p->dr * 4 || b[2] != (size_t)mt.m * IVFPQ_KSUB * p->dsub * 4 ||
-        b[3] != ((size_t)mt.nlist + 1) * 8 || b[4] / 8 != mt.n || b[4] % 8 || b[5] != ncodes ||
-        (opq && b[6] != (size_t)p->dr * mt.dim * 4))
+        b[CENT] != (size_t)mt.nlist * p->dr * 4 ||
+        b[CB] != (size_t)mt.m * IVFPQ_KSUB * p->dsub * 4 || b[OFF] != ((size_t)mt.nlist + 1) * 8 ||
+        (!blk && (b[IDS] / 8 != mt.n || b[IDS] % 8)) || b[CODES] != ncodes ||
+        (opq && b[OPQ] != (size_t)p->dr * mt.dim * 4))
         return LERR("%s: IVF-PQ sections disagree with ivfpq.meta on their sizes", path);
-    if (opq && !orthonormal(d[6], p->dr, mt.dim))
+    if (opq && !orthonormal(d[OPQ], p->dr, mt.dim))
         return LERR("%s: ivfpq.opq is not a rotation (its columns are not orthonormal)", path);
-    const uint64_t *off = d[3];
+    const uint64_t *off = d[OFF];
     if (off[0] != 0 || off[mt.nlist] != mt.n)
         return LERR("%s: ivfpq.offsets do not span the %llu entries", path,
                     (unsigned long long)mt.n);
     for (uint32_t l = 0; l < mt.nlist; l++)
         if (off[l + 1] < off[l])
             return LERR("%s: ivfpq.offsets: list %u ends before it starts", path, l);
+    if (blk) {
+        /* the offsets fix the block count (n < 2^32: no overflow below);
+         * the raw blocks must tile ivfpq.idraw in order, so every id read
+         * stays inside it */
+        size_t nblk = count_blocks(off, mt.nlist), nraw = b[RAW] / 8, r = 0, bi = 0;
+        if (b[HEAD] != nblk * 8 || b[DELTA] != nblk * IVFPQ_BLK * 2 || b[RAW] % 8)
+            return LERR("%s: ivfpq.idhead, ivfpq.iddelta, ivfpq.idraw have %zu, %zu, %zu bytes "
+                        "for %zu id blocks",
+                        path, b[HEAD], b[DELTA], b[RAW], nblk);
+        const uint64_t *head = d[HEAD];
+        for (uint32_t l = 0; l < mt.nlist; l++)
+            for (uint64_t s = off[l]; s < off[l + 1]; s += IVFPQ_BLK, bi++) {
+                if (!(head[bi] & IVFPQ_RAW)) continue;
+                size_t len = off[l + 1] - s < IVFPQ_BLK ? off[l + 1] - s : IVFPQ_BLK;
+                if ((head[bi] & ~IVFPQ_RAW) != r || len > nraw - r)
+                    return LERR("%s: ivfpq.idhead: raw id block %zu starts at %llu, expected %zu "
+                                "(ivfpq.idraw holds %zu ids)",
+                                path, bi, (unsigned long long)(head[bi] & ~IVFPQ_RAW), r, nraw);
+                r += len;
+            }
+        if (r != nraw)
+            return LERR("%s: ivfpq.idraw holds %zu ids, its raw blocks %zu", path, nraw, r);
+        p->idhead = head;
+        p->iddelta = d[DELTA];
+        p->idraw = d[RAW];
+        p->nblk = nblk;
+        p->nraw = nraw;
+    } else {
+        p->ids = d[IDS];
+    }
     p->n = (size_t)mt.n;
-    p->centroids = d[1];
-    p->codebooks = d[2];
+    p->centroids = d[CENT];
+    p->codebooks = d[CB];
     p->offsets = off;
-    p->ids = d[4];
-    p->codes = d[5];
-    p->rot = opq ? d[6] : NULL;
+    p->codes = d[CODES];
+    p->rot = opq ? d[OPQ] : NULL;
     return derive(p);
 }
