@@ -239,6 +239,7 @@ typedef struct ivfpq_meta {
 #define IVFPQ_IDBLK 2u
 #define IVFPQ_BLK 32
 #define IVFPQ_RAW (1ull << 63)
+#define IVFPQ_CHUNK 64
 _Static_assert(sizeof(ivfpq_meta) == 80, "ivfpq_meta layout");
 
 typedef struct ivfpq {
@@ -263,6 +264,7 @@ typedef struct ivfpq {
     void *own[8];
     float *cbt;     /* heap: codebooks transposed to [s][t][j], for the table kernels */
     uint64_t *blk0; /* heap: list l's first block (nlist + 1), with blocked ids */
+    uint32_t *chunk_list; /* heap: the list of entry c * IVFPQ_CHUNK (n / IVFPQ_CHUNK + 2) */
     size_t max_list;
     dist_fn df;
 } ivfpq;

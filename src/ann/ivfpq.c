@@ -554,6 +554,7 @@ void ivfpq_free(ivfpq *p)
     own_free(p);
     free(p->cbt);
     free(p->blk0);
+    free(p->chunk_list);
     memset(p, 0, sizeof *p);
 }
 
@@ -589,8 +590,11 @@ uint64_t ivfpq_id(const ivfpq *p, size_t node)
 {
     if (p->ids) return p->ids[node];
     /* the list holding node: the last l with off[l] <= node (empty lists
-     * share their start with the next one) */
-    size_t lo = 0, hi = p->nlist;
+     * share their start with the next one), between the lists of the
+     * chunk's first entry and of the next chunk's: usually one or two */
+    size_t c = node / IVFPQ_CHUNK;
+    size_t lo = p->chunk_list[c], hi = (size_t)p->chunk_list[c + 1] + 1;
+    if (hi > p->nlist) hi = p->nlist;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (p->offsets[mid] <= node)
@@ -679,6 +683,8 @@ static int derive(ivfpq *p)
     p->cbt = NULL;
     free(p->blk0);
     p->blk0 = NULL;
+    free(p->chunk_list);
+    p->chunk_list = NULL;
     p->max_list = 0;
     for (uint32_t l = 0; l < p->nlist; l++) {
         size_t len = p->offsets[l + 1] - p->offsets[l];
@@ -691,6 +697,18 @@ static int derive(ivfpq *p)
         for (uint32_t l = 0; l < p->nlist; l++)
             p->blk0[l + 1] =
                 p->blk0[l] + (p->offsets[l + 1] - p->offsets[l] + IVFPQ_BLK - 1) / IVFPQ_BLK;
+        /* entry c * IVFPQ_CHUNK's list, for every chunk and one past the
+         * last (clamped to the last entry) */
+        size_t nch = p->n / IVFPQ_CHUNK + 2;
+        p->chunk_list = malloc(nch * sizeof *p->chunk_list);
+        if (!p->chunk_list) return dp_set_error(DP_ERR_NOMEM, "out of memory");
+        uint32_t l = 0;
+        for (size_t c = 0; c < nch; c++) {
+            size_t e = c * IVFPQ_CHUNK < p->n ? c * IVFPQ_CHUNK : (p->n ? p->n - 1 : 0);
+            while (l + 1 < p->nlist && p->offsets[l + 1] <= e)
+                l++;
+            p->chunk_list[c] = l;
+        }
     }
     size_t nc = (size_t)p->m * IVFPQ_KSUB * p->dsub;
     p->cbt = malloc((nc ? nc : 1) * sizeof *p->cbt);
