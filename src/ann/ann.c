@@ -660,7 +660,7 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
     }
     qctx c = {a, p->exclude_ids ? p->exclude_ids[qi] : UINT64_MAX, p->filter, p->filter_user_data};
     bool plain = !a->n_dead && ix->n_deleted == a->ix_ndel && c.exclude == UINT64_MAX && !c.filter;
-    size_t nr;
+    size_t nr, done = 0; /* b->r[0, done) already hold (distance, id) */
     if (rp) {
         rpf_scratch *s = rpf_scratch_get((dp_ann *)a);
         size_t sk = p->search_k ? p->search_k : (size_t)a->rf.n_trees * p->k;
@@ -672,9 +672,14 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
     } else if (pq) {
         nr = ivfpq_search(&a->pq, q, p->nprobe ? p->nprobe : 16, ef, &b->pq,
                           plain ? NULL : accept_node, &c, b->c);
-        if (p->rerank) /* exact distances from the index's vectors */
-            for (size_t i = 0; i < nr; i++)
-                b->c[i].d = dist_eval(df, q, row_vec(ix, node_row(a, b->c[i].id)));
+        if (p->rerank) { /* exact distances from the index's vectors; ids decoded once */
+            for (size_t i = 0; i < nr; i++) {
+                uint64_t id = node_id(a, b->c[i].id);
+                uint64_t row = a->node_row ? a->node_row[b->c[i].id] : id;
+                b->r[i] = (res){dist_eval(df, q, row_vec(ix, row)), id};
+            }
+            done = nr;
+        }
     } else {
         hnsw_scratch *s = scratch_get((dp_ann *)a, ef);
         if (!s) return dp_set_error(DP_ERR_NOMEM, "dp_ann_search: out of memory");
@@ -702,8 +707,8 @@ static int search_one(const dp_ann *a, const float *q0, size_t qi, const dp_ann_
             }
         }
     }
-    size_t n = 0;
-    for (size_t i = 0; i < nr; i++)
+    size_t n = done;
+    for (size_t i = done; i < nr; i++)
         b->r[n++] = (res){b->c[i].d, node_id(a, b->c[i].id)};
     /* the unindexed tail, exactly */
     for (size_t t = 0; t < a->n_tail; t++) {
