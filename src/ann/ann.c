@@ -433,7 +433,7 @@ int dp_ann_open(const dp_index *ix, const dp_ann_open_params *p, dp_ann **out)
         a->want_m = 0;
         a->seed = a->pq.seed;
     } else {
-        rc = hnsw_load(&a->g, ix, p->verify);
+        rc = hnsw_load(&a->g, ix, p->verify, p->private_nodes);
     }
     if (!rc) rc = bind(a, ix);
     if (rc) {

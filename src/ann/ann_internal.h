@@ -97,7 +97,8 @@ typedef struct hnsw {
     uint32_t *upper_off; /* heap, derived from levels: first upper block */
     uint32_t entry;
     int max_level;
-    bool owned; /* nodes/ids/levels/upper are heap copies */
+    bool owned;       /* nodes/ids/levels/upper are heap copies */
+    size_t nodes_map; /* bytes of an anonymous huge-page mapping nodes owns, or 0 */
     dist_fn df;
     const struct hnsw_kern *kern;
 } hnsw;
@@ -187,7 +188,7 @@ int hnsw_insert(hnsw *h, const float *const *vecs, const uint64_t *ids, size_t c
                 dp_progress_fn progress, void *user_data);
 void hnsw_free(hnsw *h);
 /* Load from the index's hnsw.* sections (pointers into the map). */
-int hnsw_load(hnsw *h, const dp_index *ix, bool verify);
+int hnsw_load(hnsw *h, const dp_index *ix, bool verify, bool private_nodes);
 /* Put hnsw.* sections into ix. */
 int hnsw_save(const hnsw *h, dp_index *ix);
 size_t hnsw_bytes(const hnsw *h);
@@ -262,8 +263,8 @@ typedef struct ivfpq {
     /* heap copies (built or updated) behind the pointers above: centroids,
      * codebooks, offsets, idhead, codes, rot, iddelta, idraw */
     void *own[8];
-    float *cbt;     /* heap: codebooks transposed to [s][t][j], for the table kernels */
-    uint64_t *blk0; /* heap: list l's first block (nlist + 1), with blocked ids */
+    float *cbt;           /* heap: codebooks transposed to [s][t][j], for the table kernels */
+    uint64_t *blk0;       /* heap: list l's first block (nlist + 1), with blocked ids */
     uint32_t *chunk_list; /* heap: the list of entry c * IVFPQ_CHUNK (n / IVFPQ_CHUNK + 2) */
     size_t max_list;
     dist_fn df;

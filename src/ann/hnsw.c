@@ -17,6 +17,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define WALK_ISA 0
 #include "hnsw_walk.h"
@@ -88,10 +89,51 @@ void hnsw_init(hnsw *h, uint32_t dim, int metric, uint32_t M, uint32_t efc, uint
     h->kern = kern_best();
 }
 
+/* Node records live in an anonymous mapping with huge pages asked for
+ * (2 MiB aligned, MADV_HUGEPAGE) once they reach 2 MiB: a walk touches
+ * records all over the graph and 4 KiB pages cost it a TLB miss on nearly
+ * every hop. *map gets the mapping's length, 0 for a plain malloc. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static uint8_t *nodes_alloc(size_t bytes, size_t *map, bool always_map)
+{
+    *map = 0;
+    if (bytes >= HUGE_PAGE || (always_map && bytes)) {
+        size_t len = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+#ifdef MADV_HUGEPAGE
+            (void)madvise(m, len, MADV_HUGEPAGE); /* advice only: 4 KiB pages still work */
+#endif
+            *map = len;
+            return m;
+        }
+    }
+    return malloc(bytes ? bytes : 1);
+}
+
+static void nodes_drop(uint8_t *nodes, size_t map)
+{
+    if (map)
+        munmap(nodes, map);
+    else
+        free(nodes);
+}
+
+/* Release h->nodes if h owns it (heap or private mapping). */
+static void nodes_release(hnsw *h)
+{
+    if (h->nodes_map)
+        munmap(h->nodes, h->nodes_map);
+    else if (h->owned)
+        free(h->nodes);
+    h->nodes = NULL;
+    h->nodes_map = 0;
+}
+
 void hnsw_free(hnsw *h)
 {
+    nodes_release(h);
     if (h->owned) {
-        free(h->nodes);
         free(h->ids);
         free(h->levels);
         free(h->upper);
@@ -402,12 +444,13 @@ static int make_room(hnsw *h, size_t more)
     if (cap < need) cap = need > 2 * cap ? need : 2 * cap;
     size_t nb;
     if (!dp_mul_ok(cap, h->rec_bytes, &nb)) return dp_set_error(DP_ERR_NOMEM, "HNSW: too large");
-    uint8_t *nodes = malloc(nb ? nb : 1);
+    size_t map;
+    uint8_t *nodes = nodes_alloc(nb, &map, false);
     uint64_t *ids = h->ids ? malloc(cap * sizeof *ids + 1) : NULL;
     uint32_t *off = malloc(cap * sizeof *off + 1);
     uint8_t *lev = malloc(cap + 1);
     if (!nodes || (h->ids && !ids) || !off || !lev) {
-        free(nodes);
+        nodes_drop(nodes, map);
         free(ids);
         free(off);
         free(lev);
@@ -423,7 +466,7 @@ static int make_room(hnsw *h, size_t more)
     if (!h->owned) {
         up = malloc(h->upper_words * 4 + 4);
         if (!up) {
-            free(nodes);
+            nodes_drop(nodes, map);
             free(ids);
             free(off);
             free(lev);
@@ -432,8 +475,8 @@ static int make_room(hnsw *h, size_t more)
         if (h->upper_words) memcpy(up, h->upper, h->upper_words * 4);
         h->upper_cap = h->upper_words;
     }
+    nodes_release(h);
     if (h->owned) {
-        free(h->nodes);
         free(h->ids);
         free(h->levels);
     } else {
@@ -441,6 +484,7 @@ static int make_room(hnsw *h, size_t more)
     }
     free(h->upper_off);
     h->nodes = nodes;
+    h->nodes_map = map;
     h->ids = ids;
     h->upper_off = off;
     h->levels = lev;
@@ -648,7 +692,7 @@ int hnsw_save(const hnsw *h, dp_index *ix)
 
 #define LERR(...) dp_set_error(DP_ERR_FORMAT, __VA_ARGS__)
 
-int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
+int hnsw_load(hnsw *h, const dp_index *ix, bool verify, bool private_nodes)
 {
     const char *path = dp_index_path(ix);
     const void *pm, *pn, *pi, *pl, *pu;
@@ -719,6 +763,23 @@ int hnsw_load(hnsw *h, const dp_index *ix, bool verify)
     if (!m.n && m.max_level != -1) return LERR("%s: hnsw.meta: empty graph with levels", path);
     h->n = (size_t)m.n;
     h->nodes = (uint8_t *)pn;
+    if (private_nodes && bn) {
+        size_t map;
+        uint8_t *copy = nodes_alloc(bn, &map, true);
+        if (!copy || !map) {
+            free(copy);
+            return dp_set_error(DP_ERR_NOMEM, "%s: out of memory for the HNSW nodes", path);
+        }
+        /* in slices, each dropped from the mapping once copied, so the
+         * records are never resident twice */
+        for (size_t o = 0, sl = (size_t)64 << 20; o < bn; o += sl) {
+            size_t len = bn - o < sl ? bn - o : sl;
+            memcpy(copy + o, (const uint8_t *)pn + o, len);
+            dpx_release_pages(ix, (const uint8_t *)pn + o, len);
+        }
+        h->nodes = copy;
+        h->nodes_map = map;
+    }
     h->ids = dense ? NULL : (uint64_t *)pi;
     h->levels = (uint8_t *)pl;
     h->upper = (uint32_t *)pu;

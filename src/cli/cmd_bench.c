@@ -60,7 +60,8 @@ static void help(FILE *f)
             "  --seed N             data and build seed (default 42)\n"
             "  --csv FILE           also write the rows to FILE\n"
             "  --save FILE          keep the index with its ANN structure\n"
-            "  --load FILE          search FILE's stored structure instead of building\n"
+            "  --load FILE          search FILE's stored structure instead of building (an\n"
+            "                       HNSW graph as a private huge-page copy, as a built one is)\n"
             "                       (an index of the same base rows, e.g. from --save)\n"
             "  --batch-threads N    threads of the batch run (default: all cores; 0 = skip)\n"
             "  --plot OUT.png       draw recall against queries/s (log) from the CSV (--csv,\n"
@@ -544,7 +545,9 @@ int dp_cmd_bench(int argc, char **argv)
     cp.metric = DP_METRIC_L2;
     cp.normalized = false;
     if (load) {
-        if (dp_index_open(load, NULL, &ix) || dp_ann_open(ix, NULL, &a)) {
+        dp_ann_open_params op = dp_ann_default_open_params();
+        op.private_nodes = true; /* as hnswlib's loadIndex reads its graph into the heap */
+        if (dp_index_open(load, NULL, &ix) || dp_ann_open(ix, &op, &a)) {
             dp_cli_fail("bench", "--load %s", load);
             goto done;
         }

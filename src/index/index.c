@@ -1048,6 +1048,16 @@ static int ix_map_load(dp_index *ix)
     return ix_load(ix, ix->map, len);
 }
 
+void dpx_release_pages(const dp_index *ix, const void *p, size_t n)
+{
+    const uint8_t *base = ix->map, *q = p;
+    if (!ix->mapped || !n || q < base || q + n > base + ix->map_len) return;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)q + pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t hi = ((uintptr_t)q + n) & ~(uintptr_t)(pg - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int dp_index_open(const char *path, const dp_index_open_params *p, dp_index **out)
 {
     *out = NULL;
@@ -1586,8 +1596,7 @@ static int fsync_dir_of(const char *path)
 
 /* Write a compact copy of ix to path via temp + fsync + rename. If fd_out,
  * the new file is returned open read-write and locked. */
-static int save_compact(const dp_index *ix, const char *path, int *fd_out,
-                        const vec_override *ov)
+static int save_compact(const dp_index *ix, const char *path, int *fd_out, const vec_override *ov)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);
@@ -1908,8 +1917,7 @@ int dp_index_drop_sections(dp_index *ix, const char *prefix)
 
 int dpx_replace_vectors(dp_index *ix, uint32_t dim, const float *vecs)
 {
-    if (!ix->writable)
-        return dp_set_error(DP_ERR_INVALID, "%s is open read-only", ix->path);
+    if (!ix->writable) return dp_set_error(DP_ERR_INVALID, "%s is open read-only", ix->path);
     if (dim < 1 || dim > DPX_MAX_DIM)
         return dp_set_error(DP_ERR_INVALID, "%s: dim %u is not in 1..%u", ix->path, dim,
                             DPX_MAX_DIM);

@@ -260,6 +260,10 @@ bool dpx_find_row(const dp_index *ix, uint64_t id, size_t *row);
 size_t dp_index_count_sections(const dp_index *ix, const char *prefix);
 int dp_index_drop_sections(dp_index *ix, const char *prefix);
 
+/* Drop this process's pages of [p, p + n) when they belong to the file
+ * mapping (the page cache keeps them; touching them again faults them back
+ * in): for a section a caller has copied out. No-op for other memory. */
+void dpx_release_pages(const dp_index *ix, const void *p, size_t n);
 
 /* Replace every live row's vector by vecs (live rows in storage order, dim
  * floats each) and the index's dimension by dim, and commit the whole state

@@ -247,6 +247,20 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     OK(dp_ann_open(ix, NULL, &a));
     dp_ann_describe(a, &in);
     CHECK(in.nodes == n + extra && in.unindexed == 0, "saved update");
+    {
+        /* a private (huge-page) copy of the records searches exactly as the
+         * shared mapping does, and takes inserts */
+        dp_ann_open_params op = dp_ann_default_open_params();
+        op.private_nodes = true;
+        dp_ann *pa = NULL;
+        OK(dp_ann_open(ix, &op, &pa));
+        OK(dp_ann_search(a, q, nq, &sp, id0, d0));
+        OK(dp_ann_search(pa, q, nq, &sp, id1, d1));
+        CHECK(!memcmp(id0, id1, nq * 10 * sizeof *id0) && !memcmp(d0, d1, nq * 10 * sizeof *d0),
+              "private node copy searches differently");
+        CHECK(pa->g.nodes_map > 0 && pa->g.nodes != a->g.nodes, "no private copy was made");
+        dp_ann_free(pa);
+    }
 
     /* delete a third: never returned, still k live results */
     tu_remove_thirds(ix, n + extra);
