@@ -1,7 +1,8 @@
 /* libFuzzer target for the ANN sections: open arbitrary bytes as an index,
  * open its ANN structure without the checksum of the large section (HNSW
  * node records, IVF-PQ codes), so damaged links, counts and codes reach the
- * search, which must bound them, then search (IVF-PQ with a rerank).
+ * search, which must bound them, then search (IVF-PQ with a rerank; HNSW
+ * from the records in place or, for odd-sized inputs, from a private copy).
  * Checksums are recomputed by fuzz_util.h (header byte 24 even = fix them
  * up) so mutations get past the CRCs.
  *
@@ -23,7 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dp_index *ix = NULL;
     dp_ann *a = NULL;
     if (fuzz_open_index(data, size, &ix)) return 0;
-    if (dp_ann_open(ix, NULL, &a) == 0) {
+    dp_ann_open_params op = dp_ann_default_open_params();
+    op.private_nodes = size & 1; /* half the inputs search a private copy of the records */
+    if (dp_ann_open(ix, &op, &a) == 0) {
         uint32_t d = dp_index_dim(ix);
         float *q = calloc(2 * (size_t)d, sizeof *q);
         int64_t ids[10];
