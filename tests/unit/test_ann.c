@@ -316,6 +316,14 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
     printf("hnsw %s rebuilt over the compacted index: recall@10 ef=64 %.4f\n", name, rs);
     CHECK(rs >= floor_ef64 - 0.03, "recall of the rebuilt graph %.4f", rs);
     dp_ann_free(a);
+    a = NULL;
+    /* a stored id list one node short is refused */
+    uint64_t *short_ids = malloc(mb);
+    memcpy(short_ids, mp, mb);
+    OK(dp_index_put_section(ix, "hnsw.ids", short_ids, mb - 8));
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "short hnsw.ids accepted");
+    dp_ann_free(a);
+    free(short_ids);
     dp_index_free(ix);
     free(id0);
     free(id1);
@@ -326,6 +334,15 @@ static void test_hnsw(int metric, const char *name, double floor_ef64, double fl
 }
 
 /* ---- corruption ------------------------------------------------------------ */
+
+/* Store a well-checksummed but inconsistent hnsw.meta: the open must refuse it. */
+static void meta_refused(dp_index *ix, const hnsw_meta *bad, const char *what)
+{
+    dp_ann *a = NULL;
+    OK(dp_index_put_section(ix, "hnsw.meta", bad, sizeof *bad));
+    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "%s accepted", what);
+    dp_ann_free(a);
+}
 
 static void test_corrupt(void)
 {
@@ -353,12 +370,10 @@ static void test_corrupt(void)
     memcpy(&m, mp, sizeof m);
     hnsw_meta bad = m;
     bad.entry = 5000000;
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "entry out of range accepted");
+    meta_refused(ix, &bad, "entry out of range");
     bad = m;
     bad.n = m.n + 1;
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "node count mismatch accepted");
+    meta_refused(ix, &bad, "node count mismatch");
     /* a fresh index's graph keeps no ids (node i is id i) */
     CHECK(m.version == 3 && m.flags == HNSW_DENSE_IDS, "dense graph saved as version %u flags %u",
           m.version, m.flags);
@@ -366,19 +381,15 @@ static void test_corrupt(void)
           "dense graph wrote hnsw.ids");
     bad = m;
     bad.flags = 0; /* ids claimed but absent */
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "version 3 without the dense flag accepted");
+    meta_refused(ix, &bad, "version 3 without the dense flag");
     bad.version = 1;
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "missing hnsw.ids accepted");
+    meta_refused(ix, &bad, "missing hnsw.ids");
     bad = m;
     bad.flags = 7;
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "unknown flags accepted");
+    meta_refused(ix, &bad, "unknown flags");
     bad = m;
     bad.dim = d + 1;
-    OK(dp_index_put_section(ix, "hnsw.meta", &bad, sizeof bad));
-    CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_FORMAT, "dimension mismatch accepted");
+    meta_refused(ix, &bad, "dimension mismatch");
     OK(dp_ann_drop(ix));
     CHECK(dp_ann_open(ix, NULL, &a) == DP_ERR_NOT_FOUND, "dropped ANN still opens");
     dp_index_free(ix);
